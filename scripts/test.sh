@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# make test: lint, go test -race against real servers, then the quick form
+# of every benchmark.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/lint.sh
+bash scripts/with-servers.sh bash -c '
+  set -euo pipefail
+  go test -race -count=1 -timeout 25m ./...
+  echo "== quick benchmarks (the full ones: make bench) =="
+  go test -run "^\$" -bench . -benchtime 10x -count=1 -timeout 10m ./...
+'

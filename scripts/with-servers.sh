@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# with-servers.sh CMD...: start the test servers the suite needs that are
+# not in-process (ZooKeeper), export their addresses, run CMD, and stop
+# them by PID whatever happens (failure, Ctrl-C).
+#
+# etcd runs embedded in the tests and the Nacos test server in-process, so
+# ZooKeeper is the only outside server today. A DETOUR_ZK_ADDR already set
+# is used as it is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${DETOUR_ZK_ADDR:-}" ]; then
+  zkdir=$(mktemp -d /tmp/detour-zk.XXXXXX)
+  stop_zk() { bash scripts/zookeeper.sh stop "$zkdir" || true; rm -rf "$zkdir"; }
+  trap stop_zk EXIT
+  trap 'exit 130' INT TERM
+  out=$(bash scripts/zookeeper.sh start "$zkdir")
+  echo "$out"
+  addr=$(printf '%s\n' "$out" | sed -n 's/^DETOUR_ZK_ADDR=//p' | tail -n1)
+  if [ -z "$addr" ]; then
+    echo "with-servers: scripts/zookeeper.sh did not print DETOUR_ZK_ADDR" >&2
+    exit 1
+  fi
+  export DETOUR_ZK_ADDR="$addr"
+fi
+
+"$@"
