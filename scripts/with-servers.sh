@@ -14,6 +14,12 @@ if [ -z "${DETOUR_ZK_ADDR:-}" ]; then
   stop_zk() { bash scripts/zookeeper.sh stop "$zkdir" || true; rm -rf "$zkdir"; }
   trap stop_zk EXIT
   trap 'exit 130' INT TERM
+  if [ -z "${ZK_PORT:-}" ]; then # first free port from 21810
+    for ZK_PORT in $(seq 21810 21899); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT") 2>/dev/null || break
+    done
+    export ZK_PORT
+  fi
   out=$(bash scripts/zookeeper.sh start "$zkdir")
   echo "$out"
   addr=$(printf '%s\n' "$out" | sed -n 's/^DETOUR_ZK_ADDR=//p' | tail -n1)
