@@ -3,7 +3,7 @@ GO       ?= go
 BIN      ?= bin
 PKGS     ?= ./...
 
-.PHONY: all build test lint bench bench-quick fuzz demo clean
+.PHONY: all build test lint gen bench bench-quick fuzz demo clean
 
 all: build
 
@@ -20,6 +20,10 @@ test:
 
 lint:
 	bash scripts/lint.sh
+
+# Regenerate the protobuf/gRPC code under naming-agent/api (committed).
+gen:
+	bash scripts/gen.sh
 
 # Full benchmarks (slow; not part of `make test`).
 bench:

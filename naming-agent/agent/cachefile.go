@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"maps"
+	"path/filepath"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/detourmesh/detour/naming-agent/internal/cache"
+)
+
+func (a *Agent) cachePath() string { return filepath.Join(a.cfg.DataDir, "endpoints.json") }
+
+// loadCacheLocked subscribes to every service in the cache with its
+// cached endpoints, so answers are ready before the registry is.
+func (a *Agent) loadCacheLocked() {
+	entries, err := cache.Load(a.cachePath())
+	if err != nil {
+		a.log.Warn("endpoint cache unusable, ignored", zap.String("path", a.cachePath()), zap.Error(err))
+	}
+	for _, svc := range slices.Sorted(maps.Keys(entries)) {
+		s := a.subscribeLocked(svc)
+		for _, ep := range entries[svc].Endpoints {
+			s.eps = append(s.eps, ep.Registry(svc))
+		}
+		s.known, s.fromCache = true, true
+	}
+}
+
+// cacheLoop writes the cache after every endpoint change.
+func (a *Agent) cacheLoop() {
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-a.saveWake:
+		}
+		if err := a.saveCache(); err != nil {
+			a.log.Warn("endpoint cache not written", zap.Error(err))
+		}
+	}
+}
+
+func (a *Agent) saveCache() error {
+	a.mu.Lock()
+	entries := map[string]cache.Entry{}
+	now := a.opts.now().UTC()
+	for svc, s := range a.subs {
+		if s.known {
+			entries[svc] = cache.Entry{Endpoints: cache.FromRegistry(s.eps), Updated: now}
+		}
+	}
+	a.mu.Unlock()
+	return cache.Save(a.cachePath(), entries)
+}

@@ -1,0 +1,26 @@
+package agent
+
+import (
+	"errors"
+
+	"github.com/detourmesh/detour/registry-adapters/registry"
+)
+
+// Errors the API layer maps to status codes with errors.Is.
+var (
+	// ErrInvalid: the request is malformed; nothing changed. It is the
+	// registry's own ErrInvalid, so validation errors from there match.
+	ErrInvalid = registry.ErrInvalid
+	// ErrNotPublished: unpublish of something never published.
+	ErrNotPublished = errors.New("not published")
+	// ErrConflict: the service is already published on this host on
+	// another port.
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: the answer cannot be given now (the registry is
+	// unreachable and nothing is known of the service yet).
+	ErrUnavailable = errors.New("unavailable")
+	// ErrClosed: the agent is shutting down.
+	ErrClosed = errors.New("agent closed")
+	// ErrReplaced: a newer sidecar stream took over this one.
+	ErrReplaced = errors.New("sidecar stream replaced by a newer one")
+)

@@ -1,0 +1,199 @@
+package agent
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/detourmesh/detour/naming-agent/config"
+	"github.com/detourmesh/detour/registry-adapters/registry"
+)
+
+// publication is one published service on this host.
+type publication struct {
+	req     PublishRequest
+	ingress int // 0: none could be assigned; the service stays out of the mesh
+
+	healthy              bool
+	source               string // "sidecar" or "agent"
+	reason               string // why unhealthy
+	okStreak, failStreak int    // the agent's own check
+	regErr               error
+}
+
+// Health sources.
+const (
+	sourceSidecar = "sidecar"
+	sourceAgent   = "agent"
+)
+
+// NormalizePublish validates req and fills its defaults. The error wraps
+// ErrInvalid and says what is wrong.
+func NormalizePublish(req PublishRequest) (PublishRequest, error) {
+	if err := registry.ValidateService(req.Service); err != nil {
+		return req, err
+	}
+	if req.Port < 1 || req.Port > 65535 {
+		return req, fmt.Errorf("%w: port %d: must be 1-65535", ErrInvalid, req.Port)
+	}
+	if req.Protocol == "" {
+		req.Protocol = "tcp"
+	}
+	if !config.ValidProtocol(req.Protocol) {
+		return req, fmt.Errorf("%w: protocol %q: must be tcp, http or grpc", ErrInvalid, req.Protocol)
+	}
+	if req.Health.Type == "" {
+		req.Health.Type = "tcp"
+	}
+	switch req.Health.Type {
+	case "tcp", "grpc":
+		if req.Health.Path != "" {
+			return req, fmt.Errorf("%w: health.path: only for health.type http", ErrInvalid)
+		}
+	case "http":
+		if !strings.HasPrefix(req.Health.Path, "/") {
+			return req, fmt.Errorf("%w: health.path %q: must start with '/'", ErrInvalid, req.Health.Path)
+		}
+	default:
+		return req, fmt.Errorf("%w: health.type %q: must be tcp, http or grpc", ErrInvalid, req.Health.Type)
+	}
+	for k := range req.Metadata {
+		if strings.HasPrefix(k, MetaReservedPrefix) {
+			return req, fmt.Errorf("%w: metadata key %q: the prefix %q is reserved for the agent", ErrInvalid, k, MetaReservedPrefix)
+		}
+	}
+	if _, err := (registry.Endpoint{Service: req.Service, Addr: "127.0.0.1:1", Metadata: req.Metadata}).Normalized(); err != nil {
+		return req, err
+	}
+	req.Metadata = cloneMap(req.Metadata)
+	return req, nil
+}
+
+// Publish publishes a service on this host: it is registered through the
+// sidecar's ingress while the mesh carries it, on its own port otherwise.
+// Publishing the same service and port again updates protocol, metadata
+// and health check. A service is published once per host: another port
+// for a published service is ErrConflict.
+func (a *Agent) Publish(req PublishRequest) (Publication, error) {
+	req, err := NormalizePublish(req)
+	if err != nil {
+		return Publication{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return Publication{}, ErrClosed
+	}
+	p := a.pubs[req.Service]
+	if p != nil && p.req.Port != req.Port {
+		return Publication{}, fmt.Errorf("%w: service %q is already published on this host on port %d; unpublish it first", ErrConflict, req.Service, p.req.Port)
+	}
+	if p == nil {
+		ingress, err := a.ports.Assign(poolIngress, req.Service)
+		if err != nil {
+			a.log.Warn("no ingress port: the service stays out of the mesh", zap.String("service", req.Service), zap.Error(err))
+		}
+		// The app asked to be published, so it is taken as listening; its
+		// health check withdraws it within a few intervals if not.
+		p = &publication{ingress: ingress, healthy: true, source: sourceAgent}
+		a.pubs[req.Service] = p
+		a.log.Info("published", zap.String("service", req.Service), zap.Int("port", req.Port), zap.Int("ingress_port", ingress))
+	}
+	p.req = req
+	a.updateLocked()
+	return a.publicationLocked(p), nil
+}
+
+// Unpublish withdraws the publication of service on port.
+func (a *Agent) Unpublish(service string, port int) error {
+	if err := registry.ValidateService(service); err != nil {
+		return err
+	}
+	if port < 1 || port > 65535 {
+		return fmt.Errorf("%w: port %d: must be 1-65535", ErrInvalid, port)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return ErrClosed
+	}
+	p := a.pubs[service]
+	if p == nil || p.req.Port != port {
+		return fmt.Errorf("%w: service %q port %d", ErrNotPublished, service, port)
+	}
+	delete(a.pubs, service)
+	a.log.Info("unpublished", zap.String("service", service), zap.Int("port", port))
+	a.updateLocked()
+	return nil
+}
+
+// ingressCarriedLocked: the sidecar is up, the service is in the mesh and
+// the acknowledged snapshot has its ingress listener to this app.
+func (a *Agent) ingressCarriedLocked(p *publication) bool {
+	if !a.sc.up || p.ingress == 0 || !a.meshEnabledLocked(p.req.Service) {
+		return false
+	}
+	return a.sc.ackedIngress[p.req.Service] == a.ingressListen(p)+"->"+appTarget(p.req.Port)
+}
+
+func (a *Agent) ingressListen(p *publication) string {
+	return net.JoinHostPort(a.cfg.HostIP, strconv.Itoa(p.ingress))
+}
+
+func appTarget(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// desiredLocked is the registration p should have now; false: none (the
+// app is unhealthy).
+func (a *Agent) desiredLocked(p *publication) (registry.Endpoint, bool) {
+	if !p.healthy {
+		return registry.Endpoint{}, false
+	}
+	md := cloneMap(p.req.Metadata)
+	if md == nil {
+		md = map[string]string{}
+	}
+	md[MetaPort] = strconv.Itoa(p.req.Port)
+	md[MetaProtocol] = p.req.Protocol
+	ep := registry.Endpoint{Service: p.req.Service, Metadata: md}
+	if a.ingressCarriedLocked(p) {
+		ep.Addr = a.ingressListen(p)
+		md[MetaMesh] = "true"
+		md[MetaHealthPort] = strconv.Itoa(a.cfg.Ports.Health)
+	} else {
+		ep.Addr = net.JoinHostPort(a.cfg.HostIP, strconv.Itoa(p.req.Port))
+		md[MetaMesh] = "false"
+	}
+	ep, err := ep.Normalized()
+	if err != nil {
+		// NormalizePublish checked the app's part; ours is well-formed.
+		a.log.Error("bad registration", zap.String("service", p.req.Service), zap.Error(err))
+		return registry.Endpoint{}, false
+	}
+	return ep, true
+}
+
+func (a *Agent) publicationLocked(p *publication) Publication {
+	out := Publication{
+		Service:      p.req.Service,
+		Port:         p.req.Port,
+		Protocol:     p.req.Protocol,
+		Metadata:     cloneMap(p.req.Metadata),
+		Health:       p.req.Health,
+		IngressPort:  p.ingress,
+		Healthy:      p.healthy,
+		HealthSource: p.source,
+	}
+	if p.regErr != nil {
+		out.RegistryError = p.regErr.Error()
+	}
+	for k, ep := range a.registered {
+		if k.service == p.req.Service {
+			out.RegisteredAddr = ep.Addr
+			out.Mesh = ep.Metadata[MetaMesh] == "true"
+		}
+	}
+	return out
+}

@@ -1,0 +1,273 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/detourmesh/detour/registry-adapters/registry"
+)
+
+// subscription is one subscribed service: one registry watch for the
+// whole host, however many apps ask.
+type subscription struct {
+	service   string
+	eps       []registry.Endpoint // last known set
+	known     bool                // eps came from the registry or the cache
+	fromCache bool                // ... from the cache, not yet confirmed
+	err       error               // last watch error, nil once the registry answers
+	first     chan struct{}       // closed at the first registry result
+	firstDone bool
+	answer    Answer
+	notify    chan struct{} // closed and replaced when answer changes
+	waiters   int           // blocked HTTP queries and gRPC streams
+	egress    int           // 0: none assigned
+}
+
+// subscribeLocked returns the subscription of service, making it (and
+// its watch) if needed.
+func (a *Agent) subscribeLocked(service string) *subscription {
+	if s := a.subs[service]; s != nil {
+		return s
+	}
+	s := &subscription{service: service, first: make(chan struct{}), notify: make(chan struct{})}
+	egress, err := a.ports.Assign(poolEgress, service)
+	if err != nil {
+		a.log.Warn("no egress port: the service stays out of the mesh", zap.String("service", service), zap.Error(err))
+	}
+	s.egress = egress
+	s.answer = a.computeAnswerLocked(s)
+	s.answer.Revision = a.revBase
+	a.subs[service] = s
+	a.goLoop(func() { a.watchLoop(service) })
+	a.log.Info("subscribed", zap.String("service", service), zap.Int("egress_port", egress))
+	return s
+}
+
+// updateAnswerLocked recomputes s's answer and, when it changed, bumps
+// the revision and wakes every waiter.
+func (a *Agent) updateAnswerLocked(s *subscription) {
+	ans := a.computeAnswerLocked(s)
+	if ans.sameContent(s.answer) {
+		return
+	}
+	ans.Revision = s.answer.Revision + 1
+	s.answer = ans
+	close(s.notify)
+	s.notify = make(chan struct{})
+	a.metrics.answerChanges.Inc()
+}
+
+// watchLoop follows service in the registry until the agent closes.
+func (a *Agent) watchLoop(service string) {
+	backoff := 100 * time.Millisecond
+	for a.ctx.Err() == nil {
+		w, err := a.reg.Watch(a.ctx, service)
+		if err != nil {
+			a.watchFailed(service, err)
+			if !a.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		for {
+			eps, err := w.Next(a.ctx)
+			if err == nil {
+				backoff = 100 * time.Millisecond
+				a.watchUpdate(service, eps)
+				continue
+			}
+			if a.ctx.Err() != nil || errors.Is(err, registry.ErrClosed) {
+				w.Close()
+				return
+			}
+			a.watchFailed(service, err)
+			if errors.Is(err, registry.ErrUnavailable) {
+				continue // the watcher reconnects by itself
+			}
+			w.Close()
+			break
+		}
+		if !a.sleep(backoff) {
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (a *Agent) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-a.ctx.Done():
+		return false
+	}
+}
+
+func (a *Agent) watchUpdate(service string, eps []registry.Endpoint) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.subs[service]
+	if s == nil {
+		return
+	}
+	wasKnown := s.known
+	s.eps, s.known, s.fromCache, s.err = eps, true, false, nil
+	a.firstLocked(s)
+	a.setRegistryErrLocked(nil)
+	a.updateLocked()
+	if !wasKnown {
+		// Streams waiting for anything to be known wake even when the
+		// first set is empty, which leaves the answer as it was.
+		close(s.notify)
+		s.notify = make(chan struct{})
+	}
+	a.kick(a.saveWake)
+}
+
+func (a *Agent) watchFailed(service string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.subs[service]
+	if s == nil {
+		return
+	}
+	if s.err == nil {
+		a.log.Warn("registry watch failed; answering from the last known endpoints", zap.String("service", service), zap.Error(err))
+	}
+	s.err = err
+	a.firstLocked(s)
+	a.setRegistryErrLocked(err)
+	a.metrics.observe(a)
+}
+
+func (a *Agent) firstLocked(s *subscription) {
+	if !s.firstDone {
+		s.firstDone = true
+		close(s.first)
+	}
+}
+
+// Resolve returns the current answer for service, subscribing the host to
+// it. The first resolve of a service waits up to api.initial_wait for the
+// registry. It fails with ErrUnavailable only when nothing at all is known
+// of the service (registry unreachable, nothing cached).
+func (a *Agent) Resolve(ctx context.Context, service string) (Answer, error) {
+	return a.Wait(ctx, service, 0)
+}
+
+// Wait returns the answer for service once its revision differs from
+// revision (at once for revision 0, or a revision from an older answer).
+// When ctx ends first it returns the current answer: the caller's
+// revision still holds.
+func (a *Agent) Wait(ctx context.Context, service string, revision uint64) (Answer, error) {
+	if err := registry.ValidateService(service); err != nil {
+		return Answer{}, err
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return Answer{}, ErrClosed
+	}
+	_, existed := a.subs[service]
+	s := a.subscribeLocked(service)
+	if !existed {
+		a.updateLocked()
+	}
+	first := s.first
+	a.mu.Unlock()
+
+	t := time.NewTimer(a.cfg.API.InitialWait)
+	defer t.Stop()
+	select {
+	case <-first:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s.waiters++
+	a.metrics.subscribers.Inc()
+	defer func() {
+		s.waiters--
+		a.metrics.subscribers.Dec()
+	}()
+	for {
+		if a.closed {
+			return Answer{}, ErrClosed
+		}
+		if !s.known && s.err != nil {
+			return Answer{}, fmt.Errorf("%w: service %q: nothing known yet: %w", ErrUnavailable, service, s.err)
+		}
+		if s.answer.Revision != revision || ctx.Err() != nil {
+			return s.answer, nil
+		}
+		notify := s.notify
+		a.mu.Unlock()
+		select {
+		case <-notify:
+		case <-ctx.Done():
+		}
+		a.mu.Lock()
+	}
+}
+
+// Subscribe calls send with the answer for service each time it changes,
+// starting with the current one unless its revision is revision, until
+// ctx ends or send fails.
+func (a *Agent) Subscribe(ctx context.Context, service string, revision uint64, send func(Answer) error) error {
+	for {
+		ans, err := a.Wait(ctx, service, revision)
+		if err != nil && !errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			// Nothing known yet: wait for the first registry answer.
+			if !a.waitKnown(ctx, service) {
+				return ctx.Err()
+			}
+			continue
+		}
+		if err := send(ans); err != nil {
+			return err
+		}
+		revision = ans.Revision
+	}
+}
+
+// waitKnown blocks until service's answer changes (for one with nothing
+// known: until something is).
+func (a *Agent) waitKnown(ctx context.Context, service string) bool {
+	a.mu.Lock()
+	s := a.subs[service]
+	if s == nil || s.known {
+		a.mu.Unlock()
+		return ctx.Err() == nil
+	}
+	notify := s.notify
+	s.waiters++
+	a.metrics.subscribers.Inc()
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		s.waiters--
+		a.metrics.subscribers.Dec()
+		a.mu.Unlock()
+	}()
+	select {
+	case <-notify:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,57 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/detourmesh/detour/naming-agent/agent"
+)
+
+// errTooLarge marks a body over the size limit.
+var errTooLarge = errors.New("request body too large")
+
+// httpStatus maps an error to its HTTP status.
+func httpStatus(err error) int {
+	switch {
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, agent.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, agent.ErrNotPublished):
+		return http.StatusNotFound
+	case errors.Is(err, agent.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, agent.ErrUnavailable), errors.Is(err, agent.ErrClosed):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// grpcError maps an error to a gRPC status error.
+func grpcError(err error) error {
+	if err == nil {
+		return nil
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, agent.ErrInvalid), errors.Is(err, errTooLarge):
+		code = codes.InvalidArgument
+	case errors.Is(err, agent.ErrNotPublished):
+		code = codes.NotFound
+	case errors.Is(err, agent.ErrConflict):
+		code = codes.AlreadyExists
+	case errors.Is(err, agent.ErrUnavailable), errors.Is(err, agent.ErrClosed):
+		code = codes.Unavailable
+	case errors.Is(err, agent.ErrReplaced):
+		code = codes.Aborted
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	}
+	return status.Error(code, err.Error())
+}

@@ -1,0 +1,81 @@
+package api
+
+import (
+	"errors"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/detourmesh/detour/naming-agent/agent"
+)
+
+func FuzzDecodePublish(f *testing.F) {
+	for _, s := range []string{
+		`{"service":"s","port":80}`,
+		`{"service":"s","port":80,"protocol":"http","metadata":{"a":"b"},"health":{"type":"http","path":"/h"}}`,
+		`{"service":"","port":0}`, `{"port":1e9}`, `[]`, `null`, `{"service":"s","port":1}{}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := decodePublish(b)
+		if err != nil {
+			if !errors.Is(err, agent.ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		again, err := agent.NormalizePublish(req)
+		if err != nil || again.Service != req.Service || again.Port != req.Port {
+			t.Fatalf("accepted %q but it does not normalize again: %v", b, err)
+		}
+	})
+}
+
+func FuzzDecodeUnpublish(f *testing.F) {
+	f.Add([]byte(`{"service":"s","port":80}`))
+	f.Add([]byte(`{"service":"s"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, port, err := decodeUnpublish(b)
+		if err != nil {
+			if !errors.Is(err, agent.ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if port < 1 || port > 65535 {
+			t.Fatalf("accepted port %d", port)
+		}
+	})
+}
+
+func FuzzDecodeMesh(f *testing.F) {
+	f.Add([]byte(`{"enabled":true}`))
+	f.Add([]byte(`{"enabled":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := decodeMesh(b); err != nil && !errors.Is(err, agent.ErrInvalid) {
+			t.Fatalf("error %v does not wrap ErrInvalid", err)
+		}
+	})
+}
+
+func FuzzParseResolve(f *testing.F) {
+	f.Add("service=s&revision=3&wait=10s")
+	f.Add("service=s&wait=-1s&revision=x")
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		r, err := parseResolve(q, time.Minute)
+		if err != nil {
+			if !errors.Is(err, agent.ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if r.wait < 0 || r.wait > time.Minute {
+			t.Fatalf("wait %v outside 0-1m", r.wait)
+		}
+	})
+}

@@ -1,0 +1,169 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/detourmesh/detour/naming-agent/agent"
+	"github.com/detourmesh/detour/naming-agent/config"
+)
+
+// HTTPHandler serves the agent's HTTP/JSON API and /metrics:
+//
+//	POST /v1/publish                 {"service","port","protocol","metadata","health":{"type","path"}}
+//	POST /v1/unpublish               {"service","port"}
+//	GET  /v1/resolve?service=S[&revision=N&wait=30s]
+//	PUT  /v1/services/S/mesh         {"enabled": bool}
+//	GET  /v1/status
+//	GET  /metrics
+//
+// Errors are {"error": "..."} with a 4xx or 5xx status.
+func HTTPHandler(a *agent.Agent, cfg config.API, log *zap.Logger) http.Handler {
+	h := &httpAPI{a: a, cfg: cfg, log: log.Named("api.http")}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/publish", h.method(http.MethodPost, h.publish))
+	mux.HandleFunc("/v1/unpublish", h.method(http.MethodPost, h.unpublish))
+	mux.HandleFunc("/v1/resolve", h.method(http.MethodGet, h.resolve))
+	mux.HandleFunc("/v1/status", h.method(http.MethodGet, h.status))
+	mux.HandleFunc("/v1/services/", h.method(http.MethodPut, h.mesh))
+	mux.Handle("/metrics", promhttp.HandlerFor(a.Metrics().Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+type httpAPI struct {
+	a   *agent.Agent
+	cfg config.API
+	log *zap.Logger
+}
+
+func (h *httpAPI) method(m string, f http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != m {
+			w.Header().Set("Allow", m)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, m))
+			return
+		}
+		f(w, r)
+	}
+}
+
+func (h *httpAPI) body(r *http.Request) ([]byte, error) {
+	return readBody(r.Body, h.cfg.MaxBodyBytes)
+}
+
+func (h *httpAPI) publish(w http.ResponseWriter, r *http.Request) {
+	b, err := h.body(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	req, err := decodePublish(b)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	pub, err := h.a.Publish(req)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, pub)
+}
+
+func (h *httpAPI) unpublish(w http.ResponseWriter, r *http.Request) {
+	b, err := h.body(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	svc, port, err := decodeUnpublish(b)
+	if err == nil {
+		err = h.a.Unpublish(svc, port)
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"service": svc, "port": port})
+}
+
+func (h *httpAPI) resolve(w http.ResponseWriter, r *http.Request) {
+	q, err := parseResolve(r.URL.Query(), h.cfg.MaxWait)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	var ans agent.Answer
+	if q.wait > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), q.wait)
+		ans, err = h.a.Wait(ctx, q.service, q.revision)
+		cancel()
+	} else {
+		ans, err = h.a.Resolve(r.Context(), q.service)
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	w.Header().Set("X-Detour-Revision", strconv.FormatUint(ans.Revision, 10))
+	writeJSON(w, http.StatusOK, ans)
+}
+
+func (h *httpAPI) mesh(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/v1/services/")
+	svc, tail, ok := strings.Cut(rest, "/")
+	if !ok || tail != "mesh" {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (PUT /v1/services/SERVICE/mesh)", r.Method, r.URL.Path))
+		return
+	}
+	b, err := h.body(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	enabled, err := decodeMesh(b)
+	if err == nil {
+		err = h.a.SetMesh(svc, enabled)
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"service": svc, "enabled": enabled})
+}
+
+func (h *httpAPI) status(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.Query()) > 0 {
+		h.fail(w, fmt.Errorf("%w: /v1/status takes no query parameters", agent.ErrInvalid))
+		return
+	}
+	writeJSON(w, http.StatusOK, h.a.Status())
+}
+
+func (h *httpAPI) fail(w http.ResponseWriter, err error) {
+	code := httpStatus(err)
+	if code >= 500 {
+		h.log.Warn("request failed", zap.Int("status", code), zap.Error(err))
+	}
+	writeError(w, code, err.Error())
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

@@ -1,0 +1,192 @@
+// Command naming-agent runs detour's naming agent: one per host, the
+// host's only registry client, the local API apps publish and resolve
+// through, and the control plane of the host's sidecar.
+//
+//	naming-agent --config /etc/detour/agent.yaml [--host-ip IP] [--registry URL]
+//	             [--data-dir DIR] [--http-listen ADDR] [--grpc-listen ADDR] [--log-level LEVEL]
+//
+// Flags override the file. See naming-agent/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+
+	"github.com/detourmesh/detour/naming-agent/agent"
+	"github.com/detourmesh/detour/naming-agent/api"
+	"github.com/detourmesh/detour/naming-agent/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr, registries(), nil))
+}
+
+// flags are the command line; those set override the config file.
+type flags struct {
+	config, hostIP, registry, dataDir, httpListen, grpcListen, logLevel string
+	set                                                                 map[string]bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (flags, error) {
+	var f flags
+	fs := flag.NewFlagSet("naming-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "", "YAML config file (default: built-in defaults)")
+	fs.StringVar(&f.hostIP, "host-ip", "", "address other hosts reach this host at (host_ip)")
+	fs.StringVar(&f.registry, "registry", "", "embedded | etcd://h:p[,h:p] | zookeeper://h:p[,h:p] | nacos://h:p?namespace=N&group=G (registry.url)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "port assignment, endpoint cache, embedded registry data (data_dir)")
+	fs.StringVar(&f.httpListen, "http-listen", "", "HTTP API address (http_listen)")
+	fs.StringVar(&f.grpcListen, "grpc-listen", "", "gRPC API and sidecar control address (grpc_listen)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	return f, nil
+}
+
+// loadConfig reads the file (if any), applies the flags that were set,
+// and validates the result.
+func loadConfig(f flags) (config.Config, error) {
+	cfg := config.Default()
+	if f.config != "" {
+		var err error
+		if cfg, err = config.Load(f.config); err != nil {
+			return cfg, err
+		}
+	}
+	override := func(name string, dst *string, v string) {
+		if f.set[name] {
+			*dst = v
+		}
+	}
+	override("host-ip", &cfg.HostIP, f.hostIP)
+	override("registry", &cfg.Registry.URL, f.registry)
+	override("data-dir", &cfg.DataDir, f.dataDir)
+	override("http-listen", &cfg.HTTPListen, f.httpListen)
+	override("grpc-listen", &cfg.GRPCListen, f.grpcListen)
+	return cfg, cfg.Validate()
+}
+
+func newLogger(level string, stderr io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(stderr), lvl)
+	return zap.New(core), nil
+}
+
+// run is main without the process: it returns the exit code. ready, if
+// not nil, is told the bound API addresses once the agent serves.
+func run(ctx context.Context, args []string, stderr io.Writer, kinds map[string]newRegistry, ready func(httpAddr, grpcAddr string)) int {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "naming-agent: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(f.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "naming-agent: %v\n", err)
+		return 2
+	}
+	defer log.Sync()
+	if err := serve(ctx, cfg, log, kinds, ready); err != nil {
+		log.Error("naming-agent stopped", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[string]newRegistry, ready func(string, string)) error {
+	kind, _ := config.RegistryKind(cfg.Registry.URL) // validated
+	build, ok := kinds[kind]
+	if !ok {
+		return fmt.Errorf("registry kind %q is not built in", kind)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	metrics := agent.NewMetrics()
+	reg, err := build(cfg, log, func(svc, key string, err error) {
+		metrics.Malformed(svc, key, err)
+		log.Warn("registry entry skipped", zap.String("service", svc), zap.String("key", key), zap.Error(err))
+	})
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	a, err := agent.New(cfg, reg, agent.WithLogger(log), agent.WithMetrics(metrics))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	hl, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("http_listen: %w", err)
+	}
+	gl, err := net.Listen("tcp", cfg.GRPCListen)
+	if err != nil {
+		hl.Close()
+		return fmt.Errorf("grpc_listen: %w", err)
+	}
+	hs := &http.Server{Handler: api.HTTPHandler(a, cfg.API, log), ReadHeaderTimeout: 10 * time.Second}
+	gs := grpc.NewServer()
+	api.RegisterGRPC(gs, a, api.WithSidecarLogger(log))
+	errs := make(chan error, 2)
+	go func() { errs <- hs.Serve(hl) }()
+	go func() { errs <- gs.Serve(gl) }()
+	log.Info("naming-agent serving", zap.String("http", hl.Addr().String()), zap.String("grpc", gl.Addr().String()),
+		zap.String("registry", cfg.Registry.URL), zap.String("host_ip", cfg.HostIP), zap.String("data_dir", cfg.DataDir))
+	if ready != nil {
+		ready(hl.Addr().String(), gl.Addr().String())
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errs:
+	}
+	log.Info("naming-agent shutting down")
+	a.Close() // ends blocked queries, Subscribe and sidecar streams
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hs.Shutdown(sctx)
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-sctx.Done():
+		gs.Stop()
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) && !errors.Is(serveErr, grpc.ErrServerStopped) {
+		return serveErr
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/detourmesh/detour/naming-agent/config"
+	"github.com/detourmesh/detour/registry-adapters/embedded"
+	"github.com/detourmesh/detour/registry-adapters/etcd"
+	"github.com/detourmesh/detour/registry-adapters/registry"
+	"github.com/detourmesh/detour/registry-adapters/zookeeper"
+)
+
+// newRegistry builds the registry client of one kind from the agent's
+// config. onMalformed counts entries the adapter skips.
+type newRegistry func(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc) (registry.Registry, error)
+
+// registries is the explicit map of registry kinds (config.RegistryKind)
+// to constructors.
+func registries() map[string]newRegistry {
+	return map[string]newRegistry{
+		"embedded":  newEmbedded,
+		"etcd":      newEtcd,
+		"zookeeper": newZookeeper,
+		// TODO(wiring): nacos — registry-adapters/nacos does not compile
+		// yet; wire nacos.New here once it lands:
+		//   servers from the URL host list, namespace and group from the
+		//   URL query, RequestTimeout from registry.request_timeout.
+		"nacos": func(config.Config, *zap.Logger, registry.MalformedFunc) (registry.Registry, error) {
+			return nil, errors.New("registry kind nacos: not wired into this build yet")
+		},
+	}
+}
+
+// hosts returns the comma-separated host:port list of a registry URL.
+func hosts(url string) []string {
+	_, rest, _ := strings.Cut(url, "://")
+	rest, _, _ = strings.Cut(rest, "?")
+	rest, _, _ = strings.Cut(rest, "/")
+	return strings.Split(rest, ",")
+}
+
+func etcdConfig(c config.Registry) etcd.Config {
+	ec := etcd.Default()
+	if c.Prefix != "" {
+		ec.Prefix = c.Prefix
+	}
+	ec.LeaseTTL = c.SessionTTL
+	ec.DialTimeout = c.DialTimeout
+	ec.RequestTimeout = c.RequestTimeout
+	return ec
+}
+
+func newEmbedded(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc) (registry.Registry, error) {
+	ec := embedded.Default()
+	ec.DataDir = filepath.Join(cfg.DataDir, "etcd")
+	ec.ListenClient = cfg.Registry.Embedded.ClientListen
+	ec.ListenPeer = cfg.Registry.Embedded.PeerListen
+	ec.Registry = etcdConfig(cfg.Registry)
+	if err := ec.Validate(); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	r, err := embedded.New(ec, embedded.WithLogger(log), embedded.WithMalformedFunc(onMalformed))
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	log.Info("embedded registry serving; other agents can use it", zap.String("url", "etcd://"+strings.TrimPrefix(r.ClientURL(), "http://")))
+	return r, nil
+}
+
+func newEtcd(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc) (registry.Registry, error) {
+	ec := etcdConfig(cfg.Registry)
+	ec.Endpoints = hosts(cfg.Registry.URL)
+	if err := ec.Validate(); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	r, err := etcd.New(ec, etcd.WithLogger(log), etcd.WithMalformedFunc(onMalformed))
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	return r, nil
+}
+
+func newZookeeper(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc) (registry.Registry, error) {
+	zc := zookeeper.Default()
+	zc.Servers = hosts(cfg.Registry.URL)
+	if cfg.Registry.Prefix != "" {
+		zc.Root = cfg.Registry.Prefix
+	}
+	zc.SessionTimeout = cfg.Registry.SessionTTL
+	zc.RequestTimeout = cfg.Registry.RequestTimeout
+	if err := zc.Validate(); err != nil {
+		return nil, fmt.Errorf("registry: zookeeper config: %w", err)
+	}
+	r, err := zookeeper.New(zc, zookeeper.WithLogger(log), zookeeper.WithMalformedFunc(onMalformed))
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	return r, nil
+}
