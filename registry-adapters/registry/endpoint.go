@@ -11,7 +11,7 @@ import (
 )
 
 // DefaultWeight is the weight of an endpoint registered with Weight 0.
-// It matches Dubbo's and Nacos's default (100, Nacos writes 1.0 for it).
+// It matches Dubbo's default; the Nacos adapter maps it to weight 100.0.
 const DefaultWeight = 100
 
 // MaxWeight bounds Weight; registries disagree above it.

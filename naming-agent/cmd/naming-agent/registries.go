@@ -1,8 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 
@@ -11,6 +11,7 @@ import (
 	"github.com/detourmesh/detour/naming-agent/config"
 	"github.com/detourmesh/detour/registry-adapters/embedded"
 	"github.com/detourmesh/detour/registry-adapters/etcd"
+	"github.com/detourmesh/detour/registry-adapters/nacos"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 	"github.com/detourmesh/detour/registry-adapters/zookeeper"
 )
@@ -26,13 +27,7 @@ func registries() map[string]newRegistry {
 		"embedded":  newEmbedded,
 		"etcd":      newEtcd,
 		"zookeeper": newZookeeper,
-		// TODO(wiring): nacos — registry-adapters/nacos does not compile
-		// yet; wire nacos.New here once it lands:
-		//   servers from the URL host list, namespace and group from the
-		//   URL query, RequestTimeout from registry.request_timeout.
-		"nacos": func(config.Config, *zap.Logger, registry.MalformedFunc) (registry.Registry, error) {
-			return nil, errors.New("registry kind nacos: not wired into this build yet")
-		},
+		"nacos":     newNacos,
 	}
 }
 
@@ -97,6 +92,34 @@ func newZookeeper(cfg config.Config, log *zap.Logger, onMalformed registry.Malfo
 		return nil, fmt.Errorf("registry: zookeeper config: %w", err)
 	}
 	r, err := zookeeper.New(zc, zookeeper.WithLogger(log), zookeeper.WithMalformedFunc(onMalformed))
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	return r, nil
+}
+
+// newNacos: servers from the URL's host list, namespace and group from its
+// query ("nacos://h:p?namespace=N&group=G").
+func newNacos(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc) (registry.Registry, error) {
+	nc := nacos.Default()
+	nc.Servers = hosts(cfg.Registry.URL)
+	if _, rawQuery, ok := strings.Cut(cfg.Registry.URL, "?"); ok {
+		q, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return nil, fmt.Errorf("registry: nacos url query: %w", err)
+		}
+		if ns := q.Get("namespace"); ns != "" {
+			nc.Namespace = ns
+		}
+		if g := q.Get("group"); g != "" {
+			nc.Group = g
+		}
+	}
+	nc.RequestTimeout = cfg.Registry.RequestTimeout
+	if err := nc.Validate(); err != nil {
+		return nil, fmt.Errorf("registry: nacos config: %w", err)
+	}
+	r, err := nacos.New(nc, nacos.WithLogger(log), nacos.WithMalformedFunc(onMalformed))
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}

@@ -1,0 +1,120 @@
+package nacos
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"net"
+	"strconv"
+
+	"github.com/nacos-group/nacos-sdk-go/v2/model"
+
+	"github.com/detourmesh/detour/registry-adapters/registry"
+)
+
+// The mapping between a Nacos instance and a registry.Endpoint:
+//
+//	Endpoint.Addr      <-> instance ip:port ("[ip]:port" for IPv6)
+//	Endpoint.Weight    <-> instance weight, the same number: 100 is 100.0
+//	Endpoint.Metadata  <-> instance metadata, exactly
+//	                       ephemeral=true, healthy=true, enabled=true,
+//	                       clusterName=Config.Cluster on registration
+//
+// Weight is not scaled: Nacos's range (0 to 10000) is registry's (1 to
+// MaxWeight), so a weight written is the weight read. Instances written
+// by other clients may carry fractional weights: they are rounded, and
+// anything above 0 is at least 1. Nacos's default of 1.0 for a Java
+// client's instance therefore reads as 1, not as DefaultWeight.
+
+// instanceOf maps a normalized Endpoint to the instance to register.
+func instanceOf(ep registry.Endpoint, cluster string) (model.Instance, error) {
+	host, port, err := splitAddr(ep.Addr)
+	if err != nil {
+		return model.Instance{}, err
+	}
+	md := maps.Clone(ep.Metadata)
+	if md == nil {
+		md = map[string]string{}
+	}
+	return model.Instance{
+		Ip:          host,
+		Port:        uint64(port),
+		Weight:      float64(ep.Weight),
+		Healthy:     true,
+		Enable:      true,
+		Ephemeral:   true,
+		ClusterName: cluster,
+		Metadata:    md,
+	}, nil
+}
+
+// splitAddr splits a validated "host:port".
+func splitAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: addr %q: %v", registry.ErrInvalid, addr, err)
+	}
+	port, err := registry.ParsePort(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: addr %q: %v", registry.ErrInvalid, addr, err)
+	}
+	return host, port, nil
+}
+
+// canonicalAddr rewrites addr's port in decimal without leading zeros,
+// the only form Nacos can give back ("h:0080" is registered as "h:80").
+// The host is kept as written.
+func canonicalAddr(addr string) (string, error) {
+	host, port, err := splitAddr(addr)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
+// serving reports whether an instance takes traffic: healthy, enabled and
+// with a weight above 0 (what nacos-sdk-go's own selection requires).
+// Instances that do not are left out silently; they are not malformed.
+func serving(in model.Instance) bool {
+	return in.Healthy && in.Enable && in.Weight > 0
+}
+
+// endpointOf maps a serving instance of service to an Endpoint. The error
+// says why the instance cannot be one: a bad IP or port, a weight out of
+// range, or metadata registry refuses (including the reserved "weight"
+// key: Nacos has a weight field, and a second source for it would be
+// ambiguous). The result passes registry's validation, so it could be
+// registered again as it is.
+func endpointOf(service string, in model.Instance) (registry.Endpoint, error) {
+	if in.Port < 1 || in.Port > 65535 {
+		return registry.Endpoint{}, fmt.Errorf("port %d out of range 1-65535", in.Port)
+	}
+	w, err := weightOf(in.Weight)
+	if err != nil {
+		return registry.Endpoint{}, err
+	}
+	ep := registry.Endpoint{
+		Service:  service,
+		Addr:     net.JoinHostPort(in.Ip, strconv.FormatUint(in.Port, 10)),
+		Weight:   w,
+		Metadata: in.Metadata,
+	}
+	return ep.Normalized()
+}
+
+// weightOf maps a Nacos weight (> 0) to a registry weight.
+func weightOf(w float64) (uint32, error) {
+	if math.IsNaN(w) || w <= 0 || w > registry.MaxWeight+0.5 {
+		return 0, fmt.Errorf("weight %v out of range (0, %d]", w, registry.MaxWeight)
+	}
+	return uint32(max(1, math.Round(w))), nil
+}
+
+// instanceKey is the key MalformedFunc is given: the instance ID Nacos
+// reports, or the one Nacos would generate (ip#port#cluster#group@@name).
+func instanceKey(group, service string, in model.Instance) string {
+	if in.InstanceId != "" {
+		return in.InstanceId
+	}
+	return in.Ip + "#" + strconv.FormatUint(in.Port, 10) + "#" + in.ClusterName + "#" + group + "@@" + service
+}
