@@ -30,4 +30,9 @@ protoc -I "$root" \
   --go_out=. --go_opt=module="$module" \
   --go-grpc_out=. --go-grpc_opt=module="$module" \
   "$root"/detour/agent/v1/agent.proto "$root"/detour/sidecar/v1/sidecar.proto
+# The examples' greeter.
+protoc -I examples/greeter/greeterpb \
+  --go_out=. --go_opt=module="$module" \
+  --go-grpc_out=. --go-grpc_opt=module="$module" \
+  examples/greeter/greeterpb/greeter.proto
 echo "gen: ok"

@@ -25,7 +25,7 @@ import (
 // them and hands the rest to the agent's own check.
 func (a *Agent) updateHealthSourcesLocked() {
 	for _, p := range a.pubs {
-		healthy, reason, ok := a.sc.appHealth(p.req.Service, appTarget(p.req.Port))
+		healthy, reason, ok := a.sc.appHealth(p.req.Service, a.appTarget(p.req.Port))
 		if a.sc.up && ok {
 			if p.source != sourceSidecar {
 				a.log.Info("app health now from the sidecar", zap.String("service", p.req.Service))

@@ -136,14 +136,17 @@ func (a *Agent) ingressCarriedLocked(p *publication) bool {
 	if !a.sc.up || p.ingress == 0 || !a.meshEnabledLocked(p.req.Service) {
 		return false
 	}
-	return a.sc.ackedIngress[p.req.Service] == a.ingressListen(p)+"->"+appTarget(p.req.Port)
+	return a.sc.ackedIngress[p.req.Service] == a.ingressListen(p)+"->"+a.appTarget(p.req.Port)
 }
 
 func (a *Agent) ingressListen(p *publication) string {
 	return net.JoinHostPort(a.cfg.HostIP, strconv.Itoa(p.ingress))
 }
 
-func appTarget(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+// appTarget is where the sidecar reaches a local app: APP_IP:PORT.
+func (a *Agent) appTarget(port int) string {
+	return net.JoinHostPort(a.cfg.Ports.AppIP, strconv.Itoa(port))
+}
 
 // desiredLocked is the registration p should have now; false: none (the
 // app is unhealthy).

@@ -170,3 +170,21 @@ func TestSnapshotIsComplete(t *testing.T) {
 	}
 	registryWaitStatus(t, e, func() bool { s := sc.snapshot(); return s.Version > v && len(s.Egress) == 0 })
 }
+
+// Several hosts on one machine: app_ip sends the sidecar to the host's own
+// loopback address for its apps, in the ingress target and the app check.
+func TestAppIPReachesSnapshot(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.Ports.AppIP = "127.0.0.3" })
+	if _, err := e.a.Publish(PublishRequest{Service: "api", Port: 8081, Protocol: "tcp", Health: HealthSpec{Type: "tcp"}}); err != nil {
+		t.Fatal(err)
+	}
+	sc := e.startSidecar()
+	e.waitSidecar(true)
+	snap := sc.snapshot()
+	if len(snap.Ingress) != 1 || snap.Ingress[0].Target != "127.0.0.3:8081" {
+		t.Errorf("ingress = %v, want target 127.0.0.3:8081", snap.Ingress)
+	}
+	if len(snap.AppChecks) != 1 || snap.AppChecks[0].Target != "127.0.0.3:8081" {
+		t.Errorf("app checks = %v, want target 127.0.0.3:8081", snap.AppChecks)
+	}
+}

@@ -88,6 +88,10 @@ type Ports struct {
 	// EgressIP is where egress listeners bind: 127.0.0.1, or a host's own
 	// loopback address when several hosts share one machine.
 	EgressIP string `yaml:"egress_ip"`
+	// AppIP is where the sidecar reaches the apps published on this host
+	// (ingress target and stage-1 check, APP_IP:PORT): 127.0.0.1, or a
+	// host's own loopback address when several hosts share one machine.
+	AppIP string `yaml:"app_ip"`
 	// Health is the sidecar's health port on HostIP (GET /healthz/S).
 	Health int `yaml:"health"`
 }
@@ -182,6 +186,7 @@ func Default() Config {
 			Ingress:  PortRange{From: 20000, To: 20999},
 			Egress:   PortRange{From: 30000, To: 30999},
 			EgressIP: "127.0.0.1",
+			AppIP:    "127.0.0.1",
 			Health:   7703,
 		},
 		Sidecar: Sidecar{

@@ -78,6 +78,8 @@ func TestValidateNamesFields(t *testing.T) {
 		{"ingress reversed", func(c *Config) { c.Ports.Ingress = PortRange{From: 20010, To: 20000} }, "ports.ingress.to:"},
 		{"overlap", func(c *Config) { c.Ports.Egress = PortRange{From: 20500, To: 21500} }, "ports.egress: overlaps"},
 		{"health in range", func(c *Config) { c.Ports.Health = 20001 }, "ports.health:"},
+		{"egress ip", func(c *Config) { c.Ports.EgressIP = "0.0.0.0" }, "ports.egress_ip:"},
+		{"app ip", func(c *Config) { c.Ports.AppIP = "localhost" }, "ports.app_ip:"},
 		{"probe interval", func(c *Config) { c.Sidecar.ProbeInterval = -time.Second }, "sidecar.probe_interval:"},
 		{"ready threshold", func(c *Config) { c.Sidecar.ReadyThreshold = 0 }, "sidecar.ready_threshold:"},
 		{"hc threshold", func(c *Config) { c.HealthCheck.UnhealthyThreshold = 0 }, "health_check.unhealthy_threshold:"},
