@@ -1,0 +1,90 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+)
+
+// GRPCDialer returns the dialer to hand to grpc.WithContextDialer
+// (DialOptions does). A dial to a service's egress address that is
+// refused dials one of its fallback endpoints instead, in the same call,
+// and switches the service to its fallback endpoints; any other address
+// is dialled as it is.
+func (c *Client) GRPCDialer() func(ctx context.Context, addr string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		if w := c.egressWatch(addr); w != nil {
+			return w.dialEgress(ctx, addr)
+		}
+		return c.dial(ctx, "tcp", addr)
+	}
+}
+
+// dialEgress dials addr, the service's egress, if the answer in force
+// says mesh; on a refusal it switches to the fallback and dials that.
+// Without mesh it dials the endpoints in force.
+func (w *watch) dialEgress(ctx context.Context, addr string) (net.Conn, error) {
+	a, _, _ := w.view()
+	if !a.Mesh {
+		return w.dialAny(ctx, a.Endpoints, nil)
+	}
+	conn, err := w.c.dial(ctx, "tcp", addr)
+	if err == nil || !isRefused(err) {
+		return conn, err
+	}
+	w.flip(a.Revision, addr, err)
+	return w.dialAny(ctx, a.Fallback, err)
+}
+
+// dialService dials the service as the answer in force says: its egress
+// (falling back on a refusal) or one of its endpoints, in rotation.
+func (w *watch) dialService(ctx context.Context) (net.Conn, error) {
+	a, err := w.wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if a.Mesh && len(a.Endpoints) > 0 {
+		return w.dialEgress(ctx, a.Endpoints[0])
+	}
+	return w.dialAny(ctx, a.Endpoints, nil)
+}
+
+// dialAny dials addrs in rotation, starting after the last one this
+// watch used, and returns the first connection made.
+func (w *watch) dialAny(ctx context.Context, addrs []string, cause error) (net.Conn, error) {
+	if len(addrs) == 0 {
+		if cause != nil {
+			return nil, fmt.Errorf("shim: %q: egress refused and no fallback endpoint: %w", w.service, cause)
+		}
+		return nil, fmt.Errorf("shim: %q: no endpoints", w.service)
+	}
+	w.mu.Lock()
+	start := w.next
+	w.next++
+	w.mu.Unlock()
+	var errs []error
+	if cause != nil {
+		errs = append(errs, cause)
+	}
+	for i := range addrs {
+		addr := addrs[(start+i)%len(addrs)]
+		conn, err := w.c.dial(ctx, "tcp", addr)
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("shim: %q: no endpoint answered: %w", w.service, errors.Join(errs...))
+}
+
+// isRefused: the dial found nothing listening. A connection reset while
+// connecting counts too: it is what a listener that dies with connections
+// in its accept queue leaves behind. Either way nothing was sent.
+func isRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
