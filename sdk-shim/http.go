@@ -2,10 +2,13 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // TransportOption configures a Transport.
@@ -221,17 +224,42 @@ func (st *svcTransport) follow(sig chan struct{}) {
 // probe dials the egress of a, the answer in force when a request
 // failed: refused means the sidecar is gone, and the service switches to
 // its fallback. It reports whether the sidecar is gone.
+//
+// A sidecar killed with SIGKILL can still accept a probe: the kernel
+// queues connections on its listening socket until the dying process's
+// descriptors are closed, and then resets them. So an accepted probe is
+// watched for resetWindow: reset or closed before it has sent anything
+// means gone as well; a live listener never does that to a silent client.
 func (w *watch) probe(ctx context.Context, a Answer) bool {
 	conn, err := w.c.dial(ctx, "tcp", a.Endpoints[0])
 	if err == nil {
+		gone := resetAtOnce(conn, resetWindow)
 		conn.Close()
-		return false
-	}
-	if !isRefused(err) {
+		if !gone {
+			return false
+		}
+		err = fmt.Errorf("egress %s accepted a probe and reset it: the sidecar is exiting", a.Endpoints[0])
+	} else if !isRefused(err) {
 		return false
 	}
 	w.flip(a.Revision, a.Endpoints[0], err)
 	return true
+}
+
+// resetWindow is how long a probe watches an accepted connection. The
+// kernel resets a dying process's queued connections within
+// milliseconds; only failed calls pay this wait.
+const resetWindow = 30 * time.Millisecond
+
+// resetAtOnce reports whether conn is reset or closed by the peer within
+// d without a byte being read.
+func resetAtOnce(conn net.Conn, d time.Duration) bool {
+	if err := conn.SetReadDeadline(time.Now().Add(d)); err != nil {
+		return false
+	}
+	var b [1]byte
+	n, err := conn.Read(b[:])
+	return n == 0 && (errors.Is(err, io.EOF) || isRefused(err))
 }
 
 // replayable returns req ready to be sent again if net/http itself would
