@@ -40,7 +40,9 @@ func (c *Client) UnaryInterceptor(opts ...ResolverOption) grpc.UnaryClientInterc
 		if !a.Mesh || len(a.Endpoints) == 0 || status.Code(err) != codes.Unavailable || ctx.Err() != nil || !rules.allows(method) {
 			return err
 		}
-		if !w.probe(ctx, a) {
+		// Gone already (another dial was refused while this call ran), or
+		// found gone by a probe: resend it once, to the fallback.
+		if now, _, _ := w.view(); now.Mesh && !w.probe(ctx, a) {
 			return err
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
