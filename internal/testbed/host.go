@@ -32,10 +32,24 @@ type Host struct {
 	api     *Client
 }
 
-// NewHost writes the agent's config for a host at ip under dir. Nothing
-// is started.
-func NewHost(bin, dir, ip, registry string) (*Host, error) {
-	h := &Host{IP: ip, Dir: dir, Registry: registry, Bin: bin}
+// Spec says what a host is: its address, its registry and the agent's
+// config beyond the defaults the testbed writes.
+type Spec struct {
+	IP       string
+	Registry string // "embedded" or a registry URL
+	// Prefix is registry.prefix: the etcd key prefix or ZooKeeper root,
+	// so tests sharing a server do not see each other.
+	Prefix string
+	// ExtraConfig is YAML appended to the agent's config (keys the
+	// testbed does not write, e.g. "services:").
+	ExtraConfig string
+}
+
+// NewHost writes the agent's config for spec under dir. Nothing is
+// started.
+func NewHost(bin, dir string, spec Spec) (*Host, error) {
+	ip := spec.IP
+	h := &Host{IP: ip, Dir: dir, Registry: spec.Registry, Bin: bin}
 	h.api = &Client{Base: fmt.Sprintf("http://%s", h.addr(AgentHTTPPort))}
 	cfg := fmt.Sprintf(`host_ip: %[1]s
 http_listen: %[1]s:%[2]d
@@ -43,6 +57,7 @@ grpc_listen: %[1]s:%[3]d
 data_dir: %[4]s
 registry:
   url: %[5]q
+  prefix: %[10]q
   session_ttl: 5s
   embedded: {client_listen: "%[1]s:%[6]d", peer_listen: "%[1]s:%[7]d"}
 ports:
@@ -51,7 +66,8 @@ ports:
   health: %[8]d
 sidecar:
   admin: %[1]s:%[9]d
-`, ip, AgentHTTPPort, AgentGRPCPort, filepath.Join(dir, "data"), registry, EtcdPort, EtcdPort+1, HealthPort, AdminPort)
+`, ip, AgentHTTPPort, AgentGRPCPort, filepath.Join(dir, "data"), spec.Registry, EtcdPort, EtcdPort+1, HealthPort, AdminPort, spec.Prefix)
+	cfg += spec.ExtraConfig
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}

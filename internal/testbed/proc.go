@@ -44,7 +44,9 @@ func Start(name, binary, logPath string, args ...string) (*Proc, error) {
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group: a Ctrl-C on the demo's terminal reaches the
 	// demo, which then stops everything in order, not every child at once.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: the child dies with its parent, even a parent killed
+	// with SIGKILL, so nothing is left running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/detourmesh/detour/internal/testbed"
+	"github.com/detourmesh/detour/registry-adapters/etcd"
+	"github.com/detourmesh/detour/registry-adapters/registry"
+)
+
+const (
+	service    = "greeter"
+	serverAddr = "127.0.0.3:50051"
+	rate       = 50 // calls per second from the client
+)
+
+func (d *demo) startHosts() error {
+	var err error
+	if d.a, err = testbed.NewHost(d.bin, filepath.Join(d.dir, "A"), testbed.Spec{IP: "127.0.0.2", Registry: "embedded"}); err != nil {
+		return err
+	}
+	if d.b, err = testbed.NewHost(d.bin, filepath.Join(d.dir, "B"), testbed.Spec{IP: "127.0.0.3", Registry: d.a.RegistryURL()}); err != nil {
+		return err
+	}
+	step("starting host A: naming agent (embedded registry at %s) and sidecar", d.a.RegistryURL())
+	if err := d.a.StartAgent(d.ctx); err != nil {
+		return err
+	}
+	step("starting host B: naming agent (registry %s) and sidecar", d.a.RegistryURL())
+	if err := d.b.StartAgent(d.ctx); err != nil {
+		return err
+	}
+	for _, h := range []*testbed.Host{d.a, d.b} {
+		if err := h.StartSidecar(); err != nil {
+			return err
+		}
+	}
+	for _, h := range []*testbed.Host{d.a, d.b} {
+		if err := h.WaitSidecar(d.ctx, "up"); err != nil {
+			return err
+		}
+	}
+	say("  both sidecars connected to their agents and ready")
+	return nil
+}
+
+func (d *demo) takeover() error {
+	step("greeter server on B (%s) publishes %q through B's agent", serverAddr, service)
+	var err error
+	d.server, err = testbed.Start("greeter-server", filepath.Join(d.bin, "greeter-server"), filepath.Join(d.dir, "greeter-server.log"),
+		"--listen", serverAddr, "--agent", d.b.AgentGRPC())
+	if err != nil {
+		return err
+	}
+	eps, err := d.waitRegistry("B's ingress registered", func(eps []registry.Endpoint) bool {
+		return len(eps) == 1 && eps[0].Addr != serverAddr && eps[0].Metadata["detour.mesh"] == "true"
+	})
+	if err != nil {
+		return err
+	}
+	say("  the registry holds %s = %s: B's sidecar ingress, not the app (app port %s kept in metadata detour.port)",
+		service, eps[0].Addr, eps[0].Metadata["detour.port"])
+
+	step("greeter client on A, %d calls/s through the SDK shim", rate)
+	d.client, err = testbed.Start("greeter-client", filepath.Join(d.bin, "greeter-client"), filepath.Join(d.dir, "greeter-client.log"),
+		"--agent", d.a.AgentGRPC(), "--rate", fmt.Sprint(rate), "--duration", "5m")
+	if err != nil {
+		return err
+	}
+	ans, err := d.a.WaitAnswer(d.ctx, service, "mesh answer", func(a testbed.Answer) bool { return a.Mesh && len(a.Endpoints) == 1 })
+	if err != nil {
+		return err
+	}
+	say("  A's agent answers %s = %s (A's sidecar egress), fallback %s, governance: retries %d, timeout %d ms",
+		service, strings.Join(ans.Addrs(), ","), addrs(ans.Fallback), deref(ans.Governance.Retries), deref(ans.Governance.TimeoutMS))
+	say("  (the app's own retries are off while the mesh carries the call: the sidecar retries, once)")
+	before, err := d.report()
+	if err != nil {
+		return err
+	}
+	after, err := d.waitCalls(before.OK+3*rate, func(r testbed.GreeterReport) bool { return r.Mesh })
+	if err != nil {
+		return err
+	}
+	say("  calls: %d ok, %d failed, answered by %s, dialled via %s", after.OK, after.Failed, after.From, after.Via)
+	say("  path: app -> A's sidecar %s -> B's sidecar %s -> app %s", after.Via, eps[0].Addr, serverAddr)
+	return nil
+}
+
+func (d *demo) serverSidecarKilled() error {
+	step("kill -9 B's sidecar (server side)")
+	before, err := d.report()
+	if err != nil {
+		return err
+	}
+	killed := time.Now()
+	if err := d.b.Sidecar.Kill(); err != nil {
+		return err
+	}
+	if _, err := d.waitRegistry("the app's own port registered", func(eps []registry.Endpoint) bool {
+		return len(eps) == 1 && eps[0].Addr == serverAddr
+	}); err != nil {
+		return err
+	}
+	say("  B's agent re-registered %s = %s (the app's own port) %v after the kill", service, serverAddr, ms(time.Since(killed)))
+	after, err := d.waitCalls(before.OK+2*rate, nil)
+	if err != nil {
+		return err
+	}
+	say("  calls go on: +%d ok, +%d failed", after.OK-before.OK, after.Failed-before.Failed)
+
+	step("B's sidecar back")
+	back := time.Now()
+	if err := d.b.StartSidecar(); err != nil {
+		return err
+	}
+	eps, err := d.waitRegistry("B's ingress registered again", func(eps []registry.Endpoint) bool {
+		return len(eps) == 1 && eps[0].Addr != serverAddr
+	})
+	if err != nil {
+		return err
+	}
+	say("  B's agent registered %s = %s (ingress) again %v after the restart, once the sidecar was ready for a few probes", service, eps[0].Addr, ms(time.Since(back)))
+	return nil
+}
+
+func (d *demo) clientSidecarKilled() error {
+	step("kill -9 A's sidecar (client side)")
+	before, err := d.report()
+	if err != nil {
+		return err
+	}
+	killed := time.Now()
+	if err := d.a.Sidecar.Kill(); err != nil {
+		return err
+	}
+	if _, err := d.a.WaitAnswer(d.ctx, service, "real endpoints", func(a testbed.Answer) bool {
+		return !a.Mesh && slices.Equal(a.Addrs(), []string{serverAddr})
+	}); err != nil {
+		return err
+	}
+	say("  A's agent answers the real endpoint %s %v after the kill; the shim switched on its first refused dial", serverAddr, ms(time.Since(killed)))
+	after, err := d.waitCalls(before.OK+2*rate, func(r testbed.GreeterReport) bool { return !r.Mesh })
+	if err != nil {
+		return err
+	}
+	say("  calls go on, straight to %s: +%d ok, +%d failed", after.Via, after.OK-before.OK, after.Failed-before.Failed)
+
+	step("A's sidecar back")
+	back := time.Now()
+	if err := d.a.StartSidecar(); err != nil {
+		return err
+	}
+	ans, err := d.a.WaitAnswer(d.ctx, service, "mesh again", func(a testbed.Answer) bool { return a.Mesh })
+	if err != nil {
+		return err
+	}
+	say("  A's agent answers %s again %v after the restart", strings.Join(ans.Addrs(), ","), ms(time.Since(back)))
+	_, err = d.waitCalls(0, func(r testbed.GreeterReport) bool { return r.Mesh })
+	return err
+}
+
+func (d *demo) meshFlag() error {
+	step("mesh off for %s on A, live: PUT /v1/services/%s/mesh {\"enabled\": false}", service, service)
+	if err := d.a.API().SetMesh(d.ctx, service, false); err != nil {
+		return err
+	}
+	ans, err := d.a.WaitAnswer(d.ctx, service, "mesh off", func(a testbed.Answer) bool { return !a.Mesh })
+	if err != nil {
+		return err
+	}
+	r, err := d.waitCalls(0, func(r testbed.GreeterReport) bool { return !r.Mesh })
+	if err != nil {
+		return err
+	}
+	say("  A answers %s; the client dials it directly (via %s), with its own retry policy again", strings.Join(ans.Addrs(), ","), r.Via)
+
+	step("mesh on again")
+	if err := d.a.API().SetMesh(d.ctx, service, true); err != nil {
+		return err
+	}
+	ans, err = d.a.WaitAnswer(d.ctx, service, "mesh on", func(a testbed.Answer) bool { return a.Mesh })
+	if err != nil {
+		return err
+	}
+	r, err = d.waitCalls(0, func(r testbed.GreeterReport) bool { return r.Mesh })
+	if err != nil {
+		return err
+	}
+	say("  A answers %s; calls through the sidecars again (via %s)", strings.Join(ans.Addrs(), ","), r.Via)
+	return nil
+}
+
+func (d *demo) finish() error {
+	step("stopping everything")
+	d.client.Signal(15) // SIGTERM: the client prints its total and exits
+	select {
+	case <-d.client.Done():
+	case <-time.After(10 * time.Second):
+	}
+	r, err := testbed.LastGreeterReport(d.client.Log)
+	if err != nil {
+		return err
+	}
+	say("  greeter client in all: %d calls ok, %d failed, over %v", r.OK, r.Failed, time.Since(d.start).Round(time.Second))
+	say("\ndone: takeover, both sidecars killed and back, the mesh off and on, without restarting an app.")
+	return nil
+}
+
+// report is the client's last report.
+func (d *demo) report() (testbed.GreeterReport, error) {
+	return testbed.LastGreeterReport(d.client.Log)
+}
+
+// waitCalls waits until the client has made ok calls and cond holds.
+func (d *demo) waitCalls(ok int, cond func(testbed.GreeterReport) bool) (testbed.GreeterReport, error) {
+	var r testbed.GreeterReport
+	err := testbed.Poll(d.ctx, 20*time.Second, "greeter client progress", func() bool {
+		var err error
+		r, err = d.report()
+		return err == nil && r.OK >= ok && (cond == nil || cond(r))
+	})
+	return r, err
+}
+
+// waitRegistry polls the registry itself, with a client of its own, until
+// cond holds for the greeter's endpoints.
+func (d *demo) waitRegistry(what string, cond func([]registry.Endpoint) bool) ([]registry.Endpoint, error) {
+	cfg := etcd.Default()
+	cfg.Endpoints = []string{strings.TrimPrefix(d.a.RegistryURL(), "etcd://")}
+	r, err := etcd.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var eps []registry.Endpoint
+	err = testbed.Poll(d.ctx, 20*time.Second, what, func() bool {
+		ctx, cancel := context.WithTimeout(d.ctx, 2*time.Second)
+		defer cancel()
+		eps, err = r.List(ctx, service)
+		return err == nil && cond(eps)
+	})
+	return eps, err
+}
+
+func addrs(as []testbed.Addr) string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.Addr)
+	}
+	return strings.Join(out, ",")
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }

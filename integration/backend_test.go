@@ -1,0 +1,154 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/detourmesh/detour/internal/testbed"
+	"github.com/detourmesh/detour/registry-adapters/etcd"
+	"github.com/detourmesh/detour/registry-adapters/nacos"
+	"github.com/detourmesh/detour/registry-adapters/nacos/nacostestserver"
+	"github.com/detourmesh/detour/registry-adapters/registry"
+	"github.com/detourmesh/detour/registry-adapters/registrytest"
+	"github.com/detourmesh/detour/registry-adapters/zookeeper"
+)
+
+const (
+	ipA = "127.0.10.2"
+	ipB = "127.0.10.3"
+	ipC = "127.0.10.4"
+)
+
+// hosts starts host A and host B.
+func (be backend) hosts(t *testing.T) (a, b *host) {
+	return be.host(t, ipA, ""), be.host(t, ipB, "")
+}
+
+// backend is a real registry the hosts of a scenario share.
+type backend struct {
+	name string
+	// host starts the agent of a host at ip on this registry; extra is
+	// YAML appended to its config.
+	host func(t *testing.T, ip, extra string) *host
+	// reader returns an independent client of the registry, to check what
+	// the agents wrote there.
+	reader func(t *testing.T) registry.Registry
+}
+
+// every runs scenario against embedded etcd and ZooKeeper, the registries
+// every scenario runs on; withNacos adds the Nacos test server.
+func every(t *testing.T, withNacos bool, scenario func(t *testing.T, be backend)) {
+	mks := []struct {
+		name string
+		mk   func(*testing.T) backend
+	}{{"etcd", etcdBackend}, {"zookeeper", zookeeperBackend}}
+	if withNacos {
+		mks = append(mks, struct {
+			name string
+			mk   func(*testing.T) backend
+		}{"nacos-test-server", nacosBackend})
+	}
+	for _, m := range mks {
+		t.Run(m.name, func(t *testing.T) { scenario(t, m.mk(t)) })
+	}
+}
+
+func unique(prefix string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// etcdBackend: the first host runs the embedded registry, the others
+// point at it.
+func etcdBackend(t *testing.T) backend {
+	var url string
+	return backend{
+		name: "etcd",
+		host: func(t *testing.T, ip, extra string) *host {
+			if url == "" {
+				h := newHost(t, testbed.Spec{IP: ip, Registry: "embedded", ExtraConfig: extra})
+				url = h.RegistryURL()
+				return h
+			}
+			return newHost(t, testbed.Spec{IP: ip, Registry: url, ExtraConfig: extra})
+		},
+		reader: func(t *testing.T) registry.Registry {
+			cfg := etcd.Default()
+			cfg.Endpoints = []string{url[len("etcd://"):]}
+			r, err := etcd.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			return r
+		},
+	}
+}
+
+// zookeeperBackend: both hosts on the ZooKeeper of scripts/zookeeper.sh,
+// under a root of the test's own.
+func zookeeperBackend(t *testing.T) backend {
+	addr := registrytest.RequireEnv(t, "DETOUR_ZK_ADDR", "run: make test, or scripts/zookeeper.sh start DIR")
+	root := unique("/detour-it-")
+	return backend{
+		name: "zookeeper",
+		host: func(t *testing.T, ip, extra string) *host {
+			return newHost(t, testbed.Spec{IP: ip, Registry: "zookeeper://" + addr, Prefix: root, ExtraConfig: extra})
+		},
+		reader: func(t *testing.T) registry.Registry {
+			cfg := zookeeper.Default()
+			cfg.Servers = []string{addr}
+			cfg.Root = root
+			r, err := zookeeper.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			return r
+		},
+	}
+}
+
+// nacosBackend: both hosts on the in-repo Nacos test server (not a real
+// Nacos), in a group of the test's own.
+func nacosBackend(t *testing.T) backend {
+	srv, err := nacostestserver.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	group := unique("it-")
+	return backend{
+		name: "nacos-test-server",
+		host: func(t *testing.T, ip, extra string) *host {
+			return newHost(t, testbed.Spec{IP: ip, Registry: "nacos://" + srv.Addr() + "?namespace=public&group=" + group, ExtraConfig: extra})
+		},
+		reader: func(t *testing.T) registry.Registry {
+			cfg := nacos.Default()
+			cfg.Servers = []string{srv.Addr()}
+			cfg.Group = group
+			r, err := nacos.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			return r
+		},
+	}
+}
+
+// registered lists service through r.
+func registered(t *testing.T, r registry.Registry, service string) []registry.Endpoint {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	eps, err := r.List(ctx, service)
+	if err != nil {
+		t.Fatalf("registry list: %v", err)
+	}
+	return eps
+}

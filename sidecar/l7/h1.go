@@ -1,0 +1,379 @@
+package l7
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/detourmesh/detour/sidecar/cluster"
+	"github.com/detourmesh/detour/sidecar/stats"
+)
+
+// H1 is the HTTP/1.1 fast path: one goroutine per client connection
+// reads a request, forwards it on a pooled upstream connection and
+// copies the answer back, with the standard library's parsers
+// (http.ReadRequest, Request.Write, http.ReadResponse, Response.Write)
+// and none of the server's or transport's goroutine hand-offs.
+//
+// Egress (Cluster set) balances each request, retries connect failures
+// and retriable statuses on another endpoint within the budget, and
+// reports outliers; ingress (Target set) forwards to its one target.
+type H1 struct {
+	Cluster  *cluster.Cluster
+	Target   string
+	Listener *stats.Counters
+
+	RequestTimeout time.Duration
+	Retries        int
+	Retriable      map[int]bool
+	BudgetPercent  int
+	MinRetries     int
+	MaxRequests    int64
+	BodyLimit      int
+
+	pool               *connPool
+	inflight, retrying atomic.Int64
+}
+
+// maxHeaderBytes bounds a request head.
+const maxHeaderBytes = 1 << 20
+
+// limitReader is the client connection's reader: limited while a request
+// head is read, unlimited for bodies.
+type limitReader struct {
+	c      net.Conn
+	remain int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.remain <= 0 {
+		return 0, errors.New("request head too large")
+	}
+	if int64(len(p)) > l.remain {
+		p = p[:l.remain]
+	}
+	n, err := l.c.Read(p)
+	l.remain -= int64(n)
+	return n, err
+}
+
+// serve runs the request loop on c until it closes, a request asks to,
+// or drain says so. idle bounds the wait for the next request.
+func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Duration, state *atomic.Int32, draining func() bool) {
+	bw := bufio.NewWriterSize(c, 16<<10)
+	gone := func() bool { // has the client closed its side?
+		c.SetReadDeadline(time.Now())
+		_, err := br.Peek(1)
+		c.SetReadDeadline(time.Time{})
+		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	for {
+		state.Store(stateIdle)
+		if draining() {
+			return
+		}
+		if idle > 0 {
+			c.SetReadDeadline(time.Now().Add(idle))
+		}
+		if draining() { // Drain may have cut the deadline before we set it
+			return
+		}
+		lr.remain = maxHeaderBytes
+		req, err := http.ReadRequest(br)
+		state.Store(stateActive)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
+				writeError(bw, http.StatusBadRequest, "bad request")
+			}
+			return
+		}
+		lr.remain = 1<<63 - 1
+		c.SetReadDeadline(time.Time{})
+		if addr, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			req.RemoteAddr = addr.String()
+		}
+		if !h.handle(req, bw, gone) {
+			return
+		}
+	}
+}
+
+const (
+	stateIdle int32 = iota
+	stateActive
+)
+
+func writeError(bw *bufio.Writer, code int, msg string) {
+	bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + strconv.Itoa(len(msg)+1) + "\r\n\r\n" + msg + "\n")
+	bw.Flush()
+}
+
+func (h *H1) pick(exclude *cluster.Endpoint) (string, *cluster.Endpoint, error) {
+	if h.Cluster == nil {
+		return h.Target, nil, nil
+	}
+	ep, err := h.Cluster.Pick(exclude)
+	if err != nil {
+		return "", nil, err
+	}
+	return ep.DialAddr(), ep, nil
+}
+
+func (h *H1) fail(k int, ep *cluster.Endpoint) {
+	h.Listener.Fail(k)
+	if h.Cluster == nil {
+		return
+	}
+	if ep != nil {
+		h.Cluster.Failure(ep, k)
+	} else {
+		h.Cluster.Stats.Fail(k)
+	}
+}
+
+// handle forwards one request and reports whether the client connection
+// stays open.
+func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool) bool {
+	h.Listener.Requests.Add(1)
+	if h.Cluster != nil {
+		h.Cluster.Stats.Requests.Add(1)
+	}
+	n := h.inflight.Add(1)
+	defer h.inflight.Add(-1)
+	keep := !req.Close
+	unread := req.ContentLength != 0 // the body is still on the wire
+	if h.MaxRequests > 0 && n > h.MaxRequests {
+		h.fail(stats.Overflow, nil)
+		writeError(bw, http.StatusServiceUnavailable, "sidecar: too many requests in flight")
+		return keep && !unread
+	}
+	if req.Header.Get("Expect") == "100-continue" {
+		req.Header.Del("Expect")
+		bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+		bw.Flush()
+	}
+	outHeaders(req.Header, req)
+	if _, ok := req.Header["User-Agent"]; !ok {
+		req.Header["User-Agent"] = []string{""} // Request.Write must not add its own
+	}
+	req.Close = false
+	var body []byte
+	replayable := req.ContentLength == 0
+	if req.ContentLength > 0 && req.ContentLength <= int64(h.BodyLimit) && h.Retries > 0 {
+		body = make([]byte, req.ContentLength)
+		if _, err := io.ReadFull(req.Body, body); err != nil {
+			return false
+		}
+		replayable, unread = true, false
+	}
+
+	var exclude *cluster.Endpoint
+	for attempt := 0; ; attempt++ {
+		addr, ep, err := h.pick(exclude)
+		if err != nil {
+			h.fail(stats.NoHealthy, nil)
+			writeError(bw, http.StatusServiceUnavailable, "sidecar: "+err.Error())
+			return keep && !unread
+		}
+		if attempt > 0 {
+			h.Listener.Retries.Add(1)
+			h.Cluster.Stats.Retries.Add(1)
+		}
+		if ep != nil {
+			ep.Begin()
+			ep.Stats.Requests.Add(1)
+		}
+		resp, uc, kind, err := h.roundTrip(addr, req, body, replayable, gone)
+		canRetry := h.Cluster != nil && attempt < h.Retries && replayable && h.retryAllowed()
+		if err != nil {
+			h.fail(kind, ep)
+			if ep != nil {
+				ep.End()
+			}
+			if isDial(err) && canRetry {
+				exclude = ep
+				h.retrying.Add(1)
+				defer h.retrying.Add(-1)
+				continue
+			}
+			code := http.StatusBadGateway
+			switch kind {
+			case stats.RequestTimeout:
+				code = http.StatusGatewayTimeout
+			case stats.ConnectRefused, stats.ConnectTimeout:
+				code = http.StatusServiceUnavailable
+			}
+			writeError(bw, code, "sidecar: upstream: "+err.Error())
+			return keep && !unread
+		}
+		if h.Retriable[resp.StatusCode] && canRetry {
+			h.verdict(ep, resp.StatusCode)
+			uc.Close()
+			ep.End()
+			exclude = ep
+			h.retrying.Add(1)
+			defer h.retrying.Add(-1)
+			continue
+		}
+		ok := h.respond(resp, uc, addr, keep, bw)
+		h.verdict(ep, resp.StatusCode)
+		if ep != nil {
+			ep.End()
+		}
+		return ok
+	}
+}
+
+func (h *H1) retryAllowed() bool {
+	budget := max(int64(h.MinRetries), h.inflight.Load()*int64(h.BudgetPercent)/100)
+	return h.retrying.Load() < budget
+}
+
+func (h *H1) verdict(ep *cluster.Endpoint, code int) {
+	if ep == nil {
+		return
+	}
+	if code >= 500 {
+		h.Listener.Fail(stats.Status5xx)
+		h.Cluster.Failure(ep, stats.Status5xx)
+		return
+	}
+	h.Cluster.Success(ep)
+}
+
+// roundTrip sends req on a pooled connection to addr and reads the
+// response head. A reused connection the upstream had closed is retried
+// once on a fresh one when the request can be sent again.
+func (h *H1) roundTrip(addr string, req *http.Request, body []byte, replayable bool, gone func() bool) (*http.Response, *upConn, int, error) {
+	for {
+		uc, err := h.pool.get(addr)
+		if err != nil {
+			return nil, nil, dialKind(err), err
+		}
+		if body != nil {
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		var deadline time.Time
+		if h.RequestTimeout > 0 {
+			deadline = time.Now().Add(h.RequestTimeout)
+		}
+		uc.SetDeadline(deadline)
+		err = req.Write(uc.w)
+		if err == nil {
+			err = uc.w.Flush()
+		}
+		if err == nil {
+			err = waitFirstByte(uc, deadline, gone)
+		}
+		var resp *http.Response
+		if err == nil {
+			resp, err = http.ReadResponse(uc.r, req)
+			for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+				resp, err = http.ReadResponse(uc.r, req) // 1xx informational: skipped
+			}
+		}
+		if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+			err = errors.New("upgrade not supported")
+		}
+		if err != nil {
+			uc.Close()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, nil, stats.RequestTimeout, errRequestTimeout
+			}
+			if uc.reused && replayable && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)) {
+				continue
+			}
+			return nil, nil, stats.Other, err
+		}
+		uc.SetDeadline(time.Time{})
+		return resp, uc, 0, nil
+	}
+}
+
+// checkEvery is how often a request waiting for its answer checks that
+// its client is still there.
+const checkEvery = time.Second
+
+var errClientGone = errors.New("client went away")
+
+// waitFirstByte waits for the upstream's answer to begin, until
+// deadline (zero: none), checking every checkEvery that the client has
+// not gone away meanwhile (no goroutine watches the client).
+func waitFirstByte(uc *upConn, deadline time.Time, gone func() bool) error {
+	for {
+		slice := time.Now().Add(checkEvery)
+		if !deadline.IsZero() && deadline.Before(slice) {
+			slice = deadline
+		}
+		uc.SetReadDeadline(slice)
+		_, err := uc.r.Peek(1)
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			uc.SetReadDeadline(deadline)
+			return err
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return err
+		}
+		if gone() {
+			return errClientGone
+		}
+	}
+}
+
+// respond writes resp to the client, streaming if its length is unknown,
+// returns uc to the pool when it can be reused, and reports whether the
+// client connection stays open.
+func (h *H1) respond(resp *http.Response, uc *upConn, addr string, keep bool, bw *bufio.Writer) bool {
+	upKeep := !resp.Close
+	for _, k := range hopHeaders {
+		if k != "Trailer" {
+			resp.Header.Del(k)
+		}
+	}
+	untilClose := resp.ContentLength < 0 && !(len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked")
+	resp.Close = !keep || untilClose
+	var w io.Writer = bw
+	if resp.ContentLength < 0 {
+		w = flushWriter{bw}
+	}
+	cw := &countWriter{w: w}
+	err := resp.Write(cw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	h.Listener.BytesOut.Add(uint64(cw.n))
+	if err == nil && upKeep {
+		h.pool.put(addr, uc)
+	} else {
+		uc.Close()
+	}
+	return err == nil && keep && !untilClose
+}
+
+type flushWriter struct{ w *bufio.Writer }
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.w.Flush()
+	}
+	return n, err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

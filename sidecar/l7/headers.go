@@ -1,0 +1,65 @@
+package l7
+
+import (
+	"net"
+	"net/http"
+	"strings"
+)
+
+// hopHeaders are removed when forwarding (RFC 9110 7.6.1).
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// outHeaders prepares the forwarded request's headers: hop-by-hop ones
+// go (except "TE: trailers", which gRPC needs), X-Forwarded-For gets the
+// client's address, X-Forwarded-Proto and -Host are set if absent.
+func outHeaders(h http.Header, r *http.Request) {
+	for _, f := range h["Connection"] {
+		for _, name := range strings.Split(f, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	trailers := false
+	for _, v := range h["Te"] {
+		if strings.Contains(strings.ToLower(v), "trailers") {
+			trailers = true
+		}
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	if trailers {
+		h.Set("Te", "trailers")
+	}
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := h.Get("X-Forwarded-For"); prior != "" {
+			ip = prior + ", " + ip
+		}
+		h.Set("X-Forwarded-For", ip)
+	}
+	if h.Get("X-Forwarded-Proto") == "" {
+		h.Set("X-Forwarded-Proto", "http")
+	}
+	if h.Get("X-Forwarded-Host") == "" && r.Host != "" {
+		h.Set("X-Forwarded-Host", r.Host)
+	}
+}
+
+// copyResponseHeaders copies upstream headers minus hop-by-hop ones.
+func copyResponseHeaders(dst, src http.Header) {
+	for _, f := range src["Connection"] {
+		for _, name := range strings.Split(f, ",") {
+			src.Del(strings.TrimSpace(name))
+		}
+	}
+	for k, vv := range src {
+		dst[k] = append(dst[k][:0], vv...)
+	}
+	for _, k := range hopHeaders {
+		dst.Del(k)
+	}
+}

@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/detourmesh/detour/sidecar/cluster"
+	"github.com/detourmesh/detour/sidecar/stats"
+)
+
+// DialFunc dials one upstream; tests pass their own.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Egress forwards local apps' connections to one cluster.
+type Egress struct {
+	Cluster *cluster.Cluster
+	// Listener counts this listener's traffic.
+	Listener *stats.Counters
+	Dial     DialFunc
+	Pool     *BufferPool
+	Log      *zap.Logger
+
+	ConnectTimeout time.Duration
+	// Retries: further connect attempts, each on another endpoint.
+	Retries int
+	// MaxConnections bounds the cluster's connections; 0: no limit.
+	MaxConnections int64
+	Pipe           PipeConfig
+}
+
+// ServeConn forwards c and closes it.
+func (h *Egress) ServeConn(c net.Conn) {
+	cl := h.Cluster
+	h.Listener.ConnsTotal.Add(1)
+	h.Listener.ConnsActive.Add(1)
+	defer h.Listener.ConnsActive.Add(-1)
+	cl.Stats.ConnsTotal.Add(1)
+	n := cl.Stats.ConnsActive.Add(1)
+	defer cl.Stats.ConnsActive.Add(-1)
+	if h.MaxConnections > 0 && n > h.MaxConnections {
+		h.fail(cl, stats.Overflow)
+		c.Close()
+		return
+	}
+	var exclude *cluster.Endpoint
+	for attempt := 0; attempt <= h.Retries; attempt++ {
+		ep, err := cl.Pick(exclude)
+		if err != nil {
+			if attempt == 0 {
+				h.fail(cl, stats.NoHealthy)
+			}
+			break
+		}
+		if attempt > 0 {
+			cl.Stats.Retries.Add(1)
+			h.Listener.Retries.Add(1)
+		}
+		ep.Begin()
+		up, err := h.dial(ep.DialAddr())
+		if err != nil {
+			kind := DialFailure(err)
+			h.Listener.Fail(kind)
+			if cl.Failure(ep, kind) {
+				h.Log.Warn("endpoint ejected", zap.String("service", cl.Name), zap.String("endpoint", ep.Addr), zap.String("reason", stats.KindNames[kind]))
+			}
+			ep.End()
+			exclude = ep
+			continue
+		}
+		ep.Stats.ConnsTotal.Add(1)
+		ep.Stats.ConnsActive.Add(1)
+		res := Pipe(c, up, h.Pipe, h.Pool, h.Listener, &cl.Stats, &ep.Stats)
+		ep.Stats.ConnsActive.Add(-1)
+		switch {
+		case res.FirstByteTimeout:
+			h.Listener.Fail(stats.FirstByteTimeout)
+			if cl.Failure(ep, stats.FirstByteTimeout) {
+				h.Log.Warn("endpoint ejected", zap.String("service", cl.Name), zap.String("endpoint", ep.Addr), zap.String("reason", "first_byte_timeout"))
+			}
+		case res.GotFirstByte:
+			cl.Success(ep)
+		}
+		ep.End()
+		return
+	}
+	c.Close()
+}
+
+func (h *Egress) fail(cl *cluster.Cluster, kind int) {
+	h.Listener.Fail(kind)
+	cl.Stats.Fail(kind)
+}
+
+func (h *Egress) dial(addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.ConnectTimeout)
+	defer cancel()
+	return h.Dial(ctx, "tcp", addr)
+}
+
+// DialFailure classifies a failed connect as a stats failure kind.
+func DialFailure(err error) int {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return stats.ConnectRefused
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return stats.ConnectTimeout
+	}
+	return stats.Other
+}
+
+// Ingress forwards remote connections to the one local target the agent
+// registered for this listener. It never dials anything else.
+type Ingress struct {
+	Target   string
+	Listener *stats.Counters
+	Dial     DialFunc
+	Pool     *BufferPool
+	Log      *zap.Logger
+
+	ConnectTimeout time.Duration
+	Pipe           PipeConfig
+}
+
+// ServeConn forwards c to Target and closes it.
+func (h *Ingress) ServeConn(c net.Conn) {
+	h.Listener.ConnsTotal.Add(1)
+	h.Listener.ConnsActive.Add(1)
+	defer h.Listener.ConnsActive.Add(-1)
+	ctx, cancel := context.WithTimeout(context.Background(), h.ConnectTimeout)
+	up, err := h.Dial(ctx, "tcp", h.Target)
+	cancel()
+	if err != nil {
+		h.Listener.Fail(DialFailure(err))
+		h.Log.Debug("ingress connect failed", zap.String("addr", h.Target), zap.Error(err))
+		c.Close()
+		return
+	}
+	Pipe(c, up, h.Pipe, h.Pool, h.Listener)
+}

@@ -1,0 +1,66 @@
+// Package stats holds the sidecar's counters: plain atomics on the hot
+// path, read only when /stats or /metrics is asked. Nothing here locks.
+package stats
+
+import "sync/atomic"
+
+// Failure kinds, as counted per listener, cluster and endpoint.
+const (
+	ConnectRefused = iota
+	ConnectTimeout
+	FirstByteTimeout
+	RequestTimeout
+	Status5xx
+	GRPCUnavailable
+	Overflow  // connection limit or retry budget reached
+	NoHealthy // no endpoint to send to
+	Other
+	NumKinds
+)
+
+// KindNames are the JSON and label names of the failure kinds, by index.
+var KindNames = [NumKinds]string{
+	"connect_refused", "connect_timeout", "first_byte_timeout", "request_timeout",
+	"status_5xx", "grpc_unavailable", "overflow", "no_healthy", "other",
+}
+
+// Counters is what every listener, cluster and endpoint counts.
+type Counters struct {
+	ConnsTotal  atomic.Uint64
+	ConnsActive atomic.Int64
+	Requests    atomic.Uint64
+	Retries     atomic.Uint64
+	BytesIn     atomic.Uint64 // from the client (or towards the upstream)
+	BytesOut    atomic.Uint64 // towards the client
+	Failures    [NumKinds]atomic.Uint64
+}
+
+// Fail counts one failure of kind k.
+func (c *Counters) Fail(k int) { c.Failures[k].Add(1) }
+
+// View is Counters as JSON.
+type View struct {
+	ConnsTotal  uint64            `json:"connections_total"`
+	ConnsActive int64             `json:"connections_active"`
+	Requests    uint64            `json:"requests"`
+	Retries     uint64            `json:"retries"`
+	BytesIn     uint64            `json:"bytes_in"`
+	BytesOut    uint64            `json:"bytes_out"`
+	Failures    map[string]uint64 `json:"failures"`
+}
+
+// View reads the counters.
+func (c *Counters) View() View {
+	v := View{
+		ConnsTotal: c.ConnsTotal.Load(), ConnsActive: c.ConnsActive.Load(),
+		Requests: c.Requests.Load(), Retries: c.Retries.Load(),
+		BytesIn: c.BytesIn.Load(), BytesOut: c.BytesOut.Load(),
+		Failures: map[string]uint64{},
+	}
+	for i := range c.Failures {
+		if n := c.Failures[i].Load(); n > 0 {
+			v.Failures[KindNames[i]] = n
+		}
+	}
+	return v
+}
