@@ -188,7 +188,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for: %s", what)
 		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
+		<-time.After(5 * time.Millisecond) // polling interval
 	}
 }
 

@@ -39,7 +39,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for: %s", what)
 		}
-		time.Sleep(10 * time.Millisecond) // polling interval
+		<-time.After(10 * time.Millisecond) // polling interval
 	}
 }
 
