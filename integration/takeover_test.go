@@ -101,6 +101,22 @@ func takeoverAndFallback(t *testing.T, be backend) {
 	}
 	eventually(t, 20*time.Second, "traffic through A's egress reaches the app", func() bool { return roundTrip(egress) == nil })
 
+	// The traffic crossed both sidecars: their own counters say so.
+	ingress := registered(t, reg, "echo")[0].Addr
+	const n = 20
+	statsA, statsB := sidecarStats(t, a), sidecarStats(t, b)
+	for range n {
+		if err := roundTrip(egress); err != nil {
+			t.Fatalf("through the mesh: %v", err)
+		}
+	}
+	eventually(t, 10*time.Second, "both sidecars counted the connections", func() bool {
+		a2, b2 := sidecarStats(t, a), sidecarStats(t, b)
+		return a2.ListenerConns("egress", "echo")-statsA.ListenerConns("egress", "echo") >= n &&
+			a2.EndpointConns("echo", ingress)-statsA.EndpointConns("echo", ingress) >= n &&
+			b2.ListenerConns("ingress", "echo")-statsB.ListenerConns("ingress", "echo") >= n
+	})
+
 	// A's sidecar killed: A answers the real endpoint, at once.
 	killed := time.Now()
 	a.killSidecar()
@@ -125,4 +141,13 @@ func takeoverAndFallback(t *testing.T, be backend) {
 	})
 	t.Logf("figure: server-side sidecar SIGKILL -> real port registered in %v", time.Since(killed).Round(time.Millisecond))
 	eventually(t, 20*time.Second, "A's traffic reaches the app around B's dead sidecar", func() bool { return roundTrip(egress) == nil })
+}
+
+func sidecarStats(t *testing.T, h *host) testbed.SidecarStats {
+	t.Helper()
+	st, err := h.SidecarStats(h.ctx)
+	if err != nil {
+		t.Fatalf("sidecar stats on %s: %v", h.IP, err)
+	}
+	return st
 }

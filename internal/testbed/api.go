@@ -119,3 +119,55 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	return nil
 }
+
+// SidecarStats is the part of a sidecar's admin /stats the testbed reads.
+type SidecarStats struct {
+	Ready     bool `json:"ready"`
+	Listeners []struct {
+		Listen     string `json:"listen"`
+		Kind       string `json:"kind"`
+		Service    string `json:"service"`
+		ConnsTotal uint64 `json:"connections_total"`
+		Requests   uint64 `json:"requests"`
+	} `json:"listeners"`
+	Clusters []struct {
+		Service   string `json:"service"`
+		Endpoints []struct {
+			Addr       string `json:"addr"`
+			AppAddr    string `json:"app_addr"`
+			Health     string `json:"health"`
+			Ejected    bool   `json:"ejected"`
+			Bypassed   uint64 `json:"bypassed"`
+			ConnsTotal uint64 `json:"connections_total"`
+			Requests   uint64 `json:"requests"`
+		} `json:"endpoints"`
+	} `json:"clusters"`
+}
+
+// ListenerConns is how many connections the listener of kind ("egress",
+// "ingress") for service has accepted.
+func (s SidecarStats) ListenerConns(kind, service string) uint64 {
+	var n uint64
+	for _, l := range s.Listeners {
+		if l.Kind == kind && l.Service == service {
+			n += l.ConnsTotal
+		}
+	}
+	return n
+}
+
+// EndpointConns is how many connections the cluster of service has made
+// to addr.
+func (s SidecarStats) EndpointConns(service, addr string) uint64 {
+	for _, c := range s.Clusters {
+		if c.Service != service {
+			continue
+		}
+		for _, e := range c.Endpoints {
+			if e.Addr == addr {
+				return e.ConnsTotal
+			}
+		}
+	}
+	return 0
+}

@@ -164,3 +164,11 @@ func Poll(ctx context.Context, d time.Duration, what string, cond func() bool) e
 	}
 	return nil
 }
+
+// SidecarStats reads the sidecar's admin /stats.
+func (h *Host) SidecarStats(ctx context.Context) (SidecarStats, error) {
+	var st SidecarStats
+	c := &Client{Base: "http://" + h.AdminAddr()}
+	err := c.Do(ctx, "GET", "/stats", nil, &st)
+	return st, err
+}
