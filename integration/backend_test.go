@@ -23,13 +23,20 @@ const (
 )
 
 // hosts starts host A and host B.
-func (be backend) hosts(t *testing.T) (a, b *host) {
+func (be *backend) hosts(t *testing.T) (a, b *host) {
 	return be.host(t, ipA, ""), be.host(t, ipB, "")
 }
 
 // backend is a real registry the hosts of a scenario share.
 type backend struct {
 	name string
+	// net is the network between the hosts and the registry, which the
+	// test can cut. For etcd it stands between the other hosts and the
+	// first one, which runs the embedded registry (and reaches it
+	// directly).
+	net *cutProxy
+	// first is the host that runs the embedded registry (etcd only).
+	first *host
 	// host starts the agent of a host at ip on this registry; extra is
 	// YAML appended to its config.
 	host func(t *testing.T, ip, extra string) *host
@@ -40,15 +47,15 @@ type backend struct {
 
 // every runs scenario against embedded etcd and ZooKeeper, the registries
 // every scenario runs on; withNacos adds the Nacos test server.
-func every(t *testing.T, withNacos bool, scenario func(t *testing.T, be backend)) {
+func every(t *testing.T, withNacos bool, scenario func(t *testing.T, be *backend)) {
 	mks := []struct {
 		name string
-		mk   func(*testing.T) backend
+		mk   func(*testing.T) *backend
 	}{{"etcd", etcdBackend}, {"zookeeper", zookeeperBackend}}
 	if withNacos {
 		mks = append(mks, struct {
 			name string
-			mk   func(*testing.T) backend
+			mk   func(*testing.T) *backend
 		}{"nacos-test-server", nacosBackend})
 	}
 	for _, m := range mks {
@@ -63,41 +70,44 @@ func unique(prefix string) string {
 }
 
 // etcdBackend: the first host runs the embedded registry, the others
-// point at it.
-func etcdBackend(t *testing.T) backend {
+// reach it through the cuttable network.
+func etcdBackend(t *testing.T) *backend {
 	var url string
-	return backend{
-		name: "etcd",
-		host: func(t *testing.T, ip, extra string) *host {
-			if url == "" {
-				h := newHost(t, testbed.Spec{IP: ip, Registry: "embedded", ExtraConfig: extra})
-				url = h.RegistryURL()
-				return h
-			}
-			return newHost(t, testbed.Spec{IP: ip, Registry: url, ExtraConfig: extra})
-		},
-		reader: func(t *testing.T) registry.Registry {
-			cfg := etcd.Default()
-			cfg.Endpoints = []string{url[len("etcd://"):]}
-			r, err := etcd.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { r.Close() })
-			return r
-		},
+	be := &backend{name: "etcd"}
+	be.host = func(t *testing.T, ip, extra string) *host {
+		if be.first == nil {
+			be.first = newHost(t, testbed.Spec{IP: ip, Registry: "embedded", ExtraConfig: extra})
+			url = be.first.RegistryURL()
+			be.net = newCutProxy(t, url[len("etcd://"):])
+			return be.first
+		}
+		return newHost(t, testbed.Spec{IP: ip, Registry: "etcd://" + be.net.addr, ExtraConfig: extra})
 	}
+	be.reader = func(t *testing.T) registry.Registry {
+		cfg := etcd.Default()
+		cfg.Endpoints = []string{url[len("etcd://"):]}
+		r, err := etcd.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
+	}
+	return be
 }
 
-// zookeeperBackend: both hosts on the ZooKeeper of scripts/zookeeper.sh,
+// zookeeperBackend: every host on the ZooKeeper of scripts/zookeeper.sh,
+// through the cuttable network,
 // under a root of the test's own.
-func zookeeperBackend(t *testing.T) backend {
+func zookeeperBackend(t *testing.T) *backend {
 	addr := registrytest.RequireEnv(t, "DETOUR_ZK_ADDR", "run: make test, or scripts/zookeeper.sh start DIR")
 	root := unique("/detour-it-")
-	return backend{
+	proxy := newCutProxy(t, addr)
+	return &backend{
 		name: "zookeeper",
+		net:  proxy,
 		host: func(t *testing.T, ip, extra string) *host {
-			return newHost(t, testbed.Spec{IP: ip, Registry: "zookeeper://" + addr, Prefix: root, ExtraConfig: extra})
+			return newHost(t, testbed.Spec{IP: ip, Registry: "zookeeper://" + proxy.addr, Prefix: root, ExtraConfig: extra})
 		},
 		reader: func(t *testing.T) registry.Registry {
 			cfg := zookeeper.Default()
@@ -115,14 +125,14 @@ func zookeeperBackend(t *testing.T) backend {
 
 // nacosBackend: both hosts on the in-repo Nacos test server (not a real
 // Nacos), in a group of the test's own.
-func nacosBackend(t *testing.T) backend {
+func nacosBackend(t *testing.T) *backend {
 	srv, err := nacostestserver.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
 	group := unique("it-")
-	return backend{
+	return &backend{
 		name: "nacos-test-server",
 		host: func(t *testing.T, ip, extra string) *host {
 			return newHost(t, testbed.Spec{IP: ip, Registry: "nacos://" + srv.Addr() + "?namespace=public&group=" + group, ExtraConfig: extra})

@@ -62,7 +62,7 @@ type greeterMesh struct {
 	rate       int
 }
 
-func startGreeterMesh(t *testing.T, be backend, rate int, duration time.Duration) *greeterMesh {
+func startGreeterMesh(t *testing.T, be *backend, rate int, duration time.Duration) *greeterMesh {
 	t.Helper()
 	a, b := be.hosts(t)
 	a.startSidecar()
@@ -125,7 +125,7 @@ func failures(t *testing.T, p *testbed.Proc) []string {
 // under a steady load, then back. The shim's promise: zero failed calls.
 func TestGreeterClientSidecarKilled(t *testing.T) { every(t, false, greeterClientSidecarKilled) }
 
-func greeterClientSidecarKilled(t *testing.T, be backend) {
+func greeterClientSidecarKilled(t *testing.T, be *backend) {
 	g := startGreeterMesh(t, be, 100, 15*time.Second)
 	before := lastReport(t, g.client).OK
 	killed := time.Now()
@@ -149,7 +149,7 @@ func greeterClientSidecarKilled(t *testing.T, be backend) {
 // counted and reported.
 func TestGreeterServerSidecarKilled(t *testing.T) { every(t, false, greeterServerSidecarKilled) }
 
-func greeterServerSidecarKilled(t *testing.T, be backend) {
+func greeterServerSidecarKilled(t *testing.T, be *backend) {
 	g := startGreeterMesh(t, be, 100, 15*time.Second)
 	reg := be.reader(t)
 	before := lastReport(t, g.client)
@@ -183,7 +183,7 @@ func greeterServerSidecarKilled(t *testing.T, be backend) {
 // A, live: the client's path changes both times, no restart, no failure.
 func TestMeshSwitchedOffAndOn(t *testing.T) { every(t, false, meshSwitchedOffAndOn) }
 
-func meshSwitchedOffAndOn(t *testing.T, be backend) {
+func meshSwitchedOffAndOn(t *testing.T, be *backend) {
 	g := startGreeterMesh(t, be, 50, 12*time.Second)
 	meshVia := lastReport(t, g.client).Via
 	if err := g.a.API().SetMesh(g.a.ctx, "greeter", false); err != nil {

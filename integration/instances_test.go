@@ -16,7 +16,7 @@ import (
 // detection and the calls that failed before it are reported.
 func TestOneOfTwoInstancesKilled(t *testing.T) { every(t, false, oneOfTwoInstancesKilled) }
 
-func oneOfTwoInstancesKilled(t *testing.T, be backend) {
+func oneOfTwoInstancesKilled(t *testing.T, be *backend) {
 	g := startGreeterMesh(t, be, 100, 25*time.Second)
 	reg := be.reader(t)
 	c := be.host(t, ipC, "")
@@ -88,7 +88,7 @@ func hungServer(t *testing.T, ip string) int {
 // sidecar ejects it on request timeouts, and the calls go on to B.
 func TestHungInstanceEjected(t *testing.T) { every(t, false, hungInstanceEjected) }
 
-func hungInstanceEjected(t *testing.T, be backend) {
+func hungInstanceEjected(t *testing.T, be *backend) {
 	const timeouts = "services:\n  greeter: {protocol: grpc, timeout: 300ms}\n"
 	a := be.host(t, ipA, timeouts)
 	b := be.host(t, ipB, "")

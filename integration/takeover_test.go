@@ -70,7 +70,7 @@ func roundTrip(addr string) error {
 // in turn, the traffic goes around it, and comes back when it returns.
 func TestTakeoverAndFallback(t *testing.T) { every(t, true, takeoverAndFallback) }
 
-func takeoverAndFallback(t *testing.T, be backend) {
+func takeoverAndFallback(t *testing.T, be *backend) {
 	a, b := be.hosts(t)
 	reg := be.reader(t)
 	appPort := echoServer(t, b.IP)

@@ -1,0 +1,84 @@
+package integration
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/detourmesh/detour/internal/testbed"
+)
+
+// TestRegistryOutage: B publishes, C subscribes, both reach the registry
+// through a network the test cuts.
+//   - C's agent restarted while the registry is unreachable still answers,
+//     from its cache;
+//   - kept cut past the session TTL, the registry drops B's session (etcd
+//     lease expiry, ZooKeeper session expiry); when the network returns,
+//     B's publication is back by itself;
+//   - etcd only: the registry itself restarted (the embedded etcd in A's
+//     agent), B's publication is back again.
+func TestRegistryOutage(t *testing.T) { every(t, false, registryOutage) }
+
+func registryOutage(t *testing.T, be *backend) {
+	be.host(t, ipA, "") // for etcd, the host that runs the registry
+	b := be.host(t, ipB, "")
+	c := be.host(t, ipC, "")
+	reg := be.reader(t)
+	port := echoServer(t, ipB)
+	appAddr := fmt.Sprintf("%s:%d", ipB, port)
+	b.publish("echo", port, "tcp")
+	realAnswer := func(x testbed.Answer) bool { return slices.Equal(x.Addrs(), []string{appAddr}) }
+	c.waitAnswer("echo", "the published instance", realAnswer)
+	published := func() bool {
+		eps := registered(t, reg, "echo")
+		return len(eps) == 1 && eps[0].Addr == appAddr
+	}
+	eventually(t, 20*time.Second, "B's instance in the registry", published)
+
+	// C restarted with the registry out of reach: answered from its cache.
+	be.net.Cut()
+	cut := time.Now()
+	if err := c.Agent.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartAgent(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.waitAnswer("echo", "answer from the cache with the registry down", realAnswer)
+	eventually(t, 20*time.Second, "C's status shows the registry down", func() bool {
+		st, err := c.API().Status(c.ctx)
+		return err == nil && !st.Registry.OK
+	})
+
+	// Past the session TTL (5 s) the registry drops B's registration...
+	eventually(t, 30*time.Second, "the registry expires B's session", func() bool {
+		return len(registered(t, reg, "echo")) == 0
+	})
+	t.Logf("figure: network cut -> B's session expired at the registry after %v", time.Since(cut).Round(100*time.Millisecond))
+	// ...and B writes it again by itself once the network is back.
+	be.net.Restore()
+	restored := time.Now()
+	eventually(t, 30*time.Second, "B's publication back after the session loss", published)
+	t.Logf("figure: network back -> B's publication registered again in %v", time.Since(restored).Round(100*time.Millisecond))
+	eventually(t, 20*time.Second, "C's status shows the registry up", func() bool {
+		st, err := c.API().Status(c.ctx)
+		return err == nil && st.Registry.OK
+	})
+	c.waitAnswer("echo", "the instance, from the registry again", realAnswer)
+
+	if be.first == nil {
+		return
+	}
+	// etcd: the registry itself restarted.
+	if err := be.first.Agent.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	if err := be.first.StartAgent(be.first.ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "B's publication back after the etcd restart", published)
+	t.Logf("figure: etcd restarted -> B's publication present %v after the restart began", time.Since(restarted).Round(100*time.Millisecond))
+	c.waitAnswer("echo", "the instance after the etcd restart", realAnswer)
+}
