@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"testing"
 	"time"
+
+	"github.com/dubbogo/go-zookeeper/zk"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/detourmesh/detour/internal/testbed"
 	"github.com/detourmesh/detour/registry-adapters/etcd"
@@ -43,6 +47,9 @@ type backend struct {
 	// reader returns an independent client of the registry, to check what
 	// the agents wrote there.
 	reader func(t *testing.T) registry.Registry
+	// garbage writes, with a raw client, an entry under service that no
+	// adapter can parse, as a misbehaving foreign app might.
+	garbage func(t *testing.T, service string)
 }
 
 // every runs scenario against embedded etcd and ZooKeeper, the registries
@@ -83,6 +90,19 @@ func etcdBackend(t *testing.T) *backend {
 		}
 		return newHost(t, testbed.Spec{IP: ip, Registry: "etcd://" + be.net.addr, ExtraConfig: extra})
 	}
+	be.garbage = func(t *testing.T, service string) {
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{url[len("etcd://"):]}, DialTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		key := etcd.Default().Prefix + "/" + service + "/127.0.10.99:9"
+		if _, err := cli.Put(ctx, key, "{not json"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	be.reader = func(t *testing.T) registry.Registry {
 		cfg := etcd.Default()
 		cfg.Endpoints = []string{url[len("etcd://"):]}
@@ -106,6 +126,17 @@ func zookeeperBackend(t *testing.T) *backend {
 	return &backend{
 		name: "zookeeper",
 		net:  proxy,
+		garbage: func(t *testing.T, service string) {
+			conn, _, err := zk.Connect([]string{addr}, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			node := root + "/" + service + "/providers/" + url.QueryEscape("dubbo://not a host:port/"+service+"?%%%")
+			if _, err := conn.Create(node, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+				t.Fatalf("create %s: %v", node, err)
+			}
+		},
 		host: func(t *testing.T, ip, extra string) *host {
 			return newHost(t, testbed.Spec{IP: ip, Registry: "zookeeper://" + proxy.addr, Prefix: root, ExtraConfig: extra})
 		},
