@@ -88,6 +88,17 @@ func (d *demo) takeover() error {
 		return err
 	}
 	say("  calls: %d ok, %d failed, answered by %s, dialled via %s", after.OK, after.Failed, after.From, after.Via)
+	sa, err := d.a.SidecarStats(d.ctx)
+	if err != nil {
+		return err
+	}
+	sb, err := d.b.SidecarStats(d.ctx)
+	if err != nil {
+		return err
+	}
+	say("  A's sidecar: %d requests on its egress %s, %d sent to B's ingress %s",
+		sa.ListenerRequests("egress", service), after.Via, sa.EndpointRequests(service, eps[0].Addr), eps[0].Addr)
+	say("  B's sidecar: %d requests on its ingress, forwarded to the app %s", sb.ListenerRequests("ingress", service), serverAddr)
 	say("  path: app -> A's sidecar %s -> B's sidecar %s -> app %s", after.Via, eps[0].Addr, serverAddr)
 	return nil
 }
@@ -112,7 +123,7 @@ func (d *demo) serverSidecarKilled() error {
 	if err != nil {
 		return err
 	}
-	say("  calls go on: +%d ok, +%d failed", after.OK-before.OK, after.Failed-before.Failed)
+	say("  calls go on: +%d ok, +%d failed (a call already on the dead hop may fail: it may have reached the app, so nobody resends it)", after.OK-before.OK, after.Failed-before.Failed)
 
 	step("B's sidecar back")
 	back := time.Now()

@@ -171,3 +171,31 @@ func (s SidecarStats) EndpointConns(service, addr string) uint64 {
 	}
 	return 0
 }
+
+// ListenerRequests is how many requests (L7) the listener of kind for
+// service has served.
+func (s SidecarStats) ListenerRequests(kind, service string) uint64 {
+	var n uint64
+	for _, l := range s.Listeners {
+		if l.Kind == kind && l.Service == service {
+			n += l.Requests
+		}
+	}
+	return n
+}
+
+// EndpointRequests is how many requests (L7) the cluster of service has
+// sent to addr.
+func (s SidecarStats) EndpointRequests(service, addr string) uint64 {
+	for _, c := range s.Clusters {
+		if c.Service != service {
+			continue
+		}
+		for _, e := range c.Endpoints {
+			if e.Addr == addr {
+				return e.Requests
+			}
+		}
+	}
+	return 0
+}
