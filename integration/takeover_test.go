@@ -112,9 +112,9 @@ func takeoverAndFallback(t *testing.T, be *backend) {
 	}
 	eventually(t, 10*time.Second, "both sidecars counted the connections", func() bool {
 		a2, b2 := sidecarStats(t, a), sidecarStats(t, b)
-		return a2.ListenerConns("egress", "echo")-statsA.ListenerConns("egress", "echo") >= n &&
-			a2.EndpointConns("echo", ingress)-statsA.EndpointConns("echo", ingress) >= n &&
-			b2.ListenerConns("ingress", "echo")-statsB.ListenerConns("ingress", "echo") >= n
+		return a2.Listener("egress", "echo").Conns-statsA.Listener("egress", "echo").Conns >= n &&
+			a2.Endpoint("echo", ingress).Conns-statsA.Endpoint("echo", ingress).Conns >= n &&
+			b2.Listener("ingress", "echo").Conns-statsB.Listener("ingress", "echo").Conns >= n
 	})
 
 	// A's sidecar killed: A answers the real endpoint, at once.

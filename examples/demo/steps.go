@@ -97,8 +97,8 @@ func (d *demo) takeover() error {
 		return err
 	}
 	say("  A's sidecar: %d requests on its egress %s, %d sent to B's ingress %s",
-		sa.ListenerRequests("egress", service), after.Via, sa.EndpointRequests(service, eps[0].Addr), eps[0].Addr)
-	say("  B's sidecar: %d requests on its ingress, forwarded to the app %s", sb.ListenerRequests("ingress", service), serverAddr)
+		sa.Listener("egress", service).Requests, after.Via, sa.Endpoint(service, eps[0].Addr).Requests, eps[0].Addr)
+	say("  B's sidecar: %d requests on its ingress, forwarded to the app %s", sb.Listener("ingress", service).Requests, serverAddr)
 	say("  path: app -> A's sidecar %s -> B's sidecar %s -> app %s", after.Via, eps[0].Addr, serverAddr)
 	return nil
 }

@@ -144,58 +144,36 @@ type SidecarStats struct {
 	} `json:"clusters"`
 }
 
-// ListenerConns is how many connections the listener of kind ("egress",
-// "ingress") for service has accepted.
-func (s SidecarStats) ListenerConns(kind, service string) uint64 {
-	var n uint64
-	for _, l := range s.Listeners {
-		if l.Kind == kind && l.Service == service {
-			n += l.ConnsTotal
-		}
-	}
-	return n
+// Counters are the two counts the testbed reads of a listener or an
+// endpoint: connections (L4 and L7) and requests (L7).
+type Counters struct {
+	Conns, Requests uint64
 }
 
-// EndpointConns is how many connections the cluster of service has made
-// to addr.
-func (s SidecarStats) EndpointConns(service, addr string) uint64 {
+// Listener sums the counters of the listeners of kind ("egress",
+// "ingress") for service.
+func (s SidecarStats) Listener(kind, service string) Counters {
+	var c Counters
+	for _, l := range s.Listeners {
+		if l.Kind == kind && l.Service == service {
+			c.Conns += l.ConnsTotal
+			c.Requests += l.Requests
+		}
+	}
+	return c
+}
+
+// Endpoint is the counters of the cluster of service towards addr.
+func (s SidecarStats) Endpoint(service, addr string) Counters {
 	for _, c := range s.Clusters {
 		if c.Service != service {
 			continue
 		}
 		for _, e := range c.Endpoints {
 			if e.Addr == addr {
-				return e.ConnsTotal
+				return Counters{Conns: e.ConnsTotal, Requests: e.Requests}
 			}
 		}
 	}
-	return 0
-}
-
-// ListenerRequests is how many requests (L7) the listener of kind for
-// service has served.
-func (s SidecarStats) ListenerRequests(kind, service string) uint64 {
-	var n uint64
-	for _, l := range s.Listeners {
-		if l.Kind == kind && l.Service == service {
-			n += l.Requests
-		}
-	}
-	return n
-}
-
-// EndpointRequests is how many requests (L7) the cluster of service has
-// sent to addr.
-func (s SidecarStats) EndpointRequests(service, addr string) uint64 {
-	for _, c := range s.Clusters {
-		if c.Service != service {
-			continue
-		}
-		for _, e := range c.Endpoints {
-			if e.Addr == addr {
-				return e.Requests
-			}
-		}
-	}
-	return 0
+	return Counters{}
 }
