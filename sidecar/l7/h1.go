@@ -203,13 +203,7 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool) bool 
 				defer h.retrying.Add(-1)
 				continue
 			}
-			code := http.StatusBadGateway
-			switch kind {
-			case stats.RequestTimeout:
-				code = http.StatusGatewayTimeout
-			case stats.ConnectRefused, stats.ConnectTimeout:
-				code = http.StatusServiceUnavailable
-			}
+			code := upstreamStatus(kind)
 			writeError(bw, code, "sidecar: upstream: "+err.Error())
 			return keep && !unread
 		}

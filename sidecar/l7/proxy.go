@@ -151,13 +151,7 @@ func (h *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				defer h.retrying.Add(-1)
 				continue
 			}
-			code := http.StatusBadGateway
-			switch kind {
-			case stats.RequestTimeout:
-				code = http.StatusGatewayTimeout
-			case stats.ConnectRefused, stats.ConnectTimeout:
-				code = http.StatusServiceUnavailable
-			}
+			code := upstreamStatus(kind)
 			http.Error(w, "sidecar: upstream: "+err.Error(), code)
 			return
 		}
@@ -210,6 +204,19 @@ func (h *Egress) try(rt http.RoundTripper, out *http.Request, ep *cluster.Endpoi
 		return nil, stats.Other, stop, err
 	}
 	return resp, 0, stop, nil
+}
+
+// upstreamStatus is the status the client gets when no upstream answered:
+// 504 for a request timeout, 503 when no endpoint could be reached, 502
+// otherwise.
+func upstreamStatus(kind int) int {
+	switch kind {
+	case stats.RequestTimeout:
+		return http.StatusGatewayTimeout
+	case stats.ConnectRefused, stats.ConnectTimeout:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadGateway
 }
 
 func isDial(err error) bool {
