@@ -27,7 +27,7 @@ func oneOfTwoInstancesKilled(t *testing.T, be *backend) {
 	eventually(t, 20*time.Second, "two instances registered", func() bool {
 		return len(registered(t, reg, "greeter")) == 2
 	})
-	g.waitCalls(t, 0, "C answers calls too", func(r testbed.GreeterReport) bool { return r.From == addrC })
+	g.waitCalls(t, 0, "C answers calls too", func(r testbed.Report) bool { return r.From == addrC })
 
 	before := lastReport(t, g.client)
 	killed := time.Now()
@@ -44,7 +44,7 @@ func oneOfTwoInstancesKilled(t *testing.T, be *backend) {
 
 	// The client reports once a second: let a report pass, then count.
 	settled := g.waitCalls(t, atDetection.OK+2*g.rate, "calls go on to B", nil)
-	after := g.waitCalls(t, settled.OK+3*g.rate, "more calls to B", func(r testbed.GreeterReport) bool { return r.From == g.serverAddr })
+	after := g.waitCalls(t, settled.OK+3*g.rate, "more calls to B", func(r testbed.Report) bool { return r.From == g.serverAddr })
 	if after.Failed != settled.Failed {
 		t.Errorf("calls still failing after detection: %d -> %d", settled.Failed, after.Failed)
 	}
@@ -114,11 +114,11 @@ func hungInstanceEjected(t *testing.T, be *backend) {
 
 	const rate = 50
 	client := app(t, "greeter-client", "--agent", a.AgentGRPC(), "--rate", strconv.Itoa(rate), "--duration", "12s")
-	g := &greeterMesh{a: a, b: b, client: client, rate: rate, serverAddr: serverB}
+	g := &exampleMesh{a: a, b: b, client: client, rate: rate, serverAddr: serverB}
 	first := g.waitCalls(t, 2*rate, "calls flow", nil)
 	// Ejected after a few timeouts: from then on every call succeeds.
 	settled := g.waitCalls(t, first.OK+2*rate, "more calls", nil)
-	after := g.waitCalls(t, settled.OK+3*rate, "calls go on to B only", func(r testbed.GreeterReport) bool { return r.From == serverB })
+	after := g.waitCalls(t, settled.OK+3*rate, "calls go on to B only", func(r testbed.Report) bool { return r.From == serverB })
 	t.Logf("figure: hung instance: %d calls failed before it was ejected; none of the next %d", settled.Failed, after.OK-settled.OK)
 	if after.Failed != settled.Failed {
 		t.Errorf("calls still failing after the hung instance should be ejected: %d -> %d", settled.Failed, after.Failed)

@@ -31,7 +31,11 @@ func run(m *testing.M) int {
 		"github.com/detourmesh/detour/naming-agent/cmd/naming-agent",
 		"github.com/detourmesh/detour/sidecar/cmd/sidecar",
 		"github.com/detourmesh/detour/examples/greeter/greeter-server",
-		"github.com/detourmesh/detour/examples/greeter/greeter-client"); err != nil {
+		"github.com/detourmesh/detour/examples/greeter/greeter-client",
+		"github.com/detourmesh/detour/examples/hello-http/hello-http-server",
+		"github.com/detourmesh/detour/examples/hello-http/hello-http-client",
+		"github.com/detourmesh/detour/examples/lines/lines-server",
+		"github.com/detourmesh/detour/examples/lines/lines-client"); err != nil {
 		fmt.Fprintln(os.Stderr, "integration: building the binaries:", err)
 		return 1
 	}

@@ -37,6 +37,7 @@ type Client struct {
 	watches  map[string]*watch
 	egress   map[string]*watch // egress address -> the service's watch
 	held     map[string]*held  // publications, by service
+	dialed   map[string]*watch // services Dial follows, until Close
 	holdWake chan struct{}     // buffered 1: a publication was added
 	gen      uint64            // times the agent connection left READY
 }
@@ -70,7 +71,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c := &Client{
 		cfg: cfg, log: o.logger.Named("shim"), dial: o.dial, conn: conn, api: agentpb.NewAgentClient(conn),
 		ctx: ctx, cancel: cancel,
-		watches: map[string]*watch{}, egress: map[string]*watch{}, held: map[string]*held{},
+		watches: map[string]*watch{}, egress: map[string]*watch{}, held: map[string]*held{}, dialed: map[string]*watch{},
 		holdWake: make(chan struct{}, 1),
 	}
 	c.goLoop(c.holdLoop)

@@ -22,6 +22,62 @@ func (c *Client) GRPCDialer() func(ctx context.Context, addr string) (net.Conn, 
 	}
 }
 
+// Dial connects to service over TCP where the agent says: the local
+// sidecar's egress while the mesh carries the service, one of its
+// endpoints (in rotation) otherwise. The connection carries any protocol:
+// the sidecar forwards TCP without reading it.
+//
+// A dial to the egress that is refused (the sidecar has just died) dials
+// a fallback endpoint instead, in the same call, and switches the service
+// to its fallback endpoints until the agent's next answer, as GRPCDialer
+// and the Transport do. A connection already open through the sidecar
+// when it dies breaks (a read or write error): dial again, and the new
+// connection goes to the fallback. A connection made in the very instant
+// of a SIGKILL may be accepted by the dying sidecar's listener and reset
+// right after (the kernel resets the connections queued on it); the dial
+// after that is refused and falls back. A connection stays where it was
+// made: one made to a fallback endpoint does not move back through the
+// sidecar when it returns; make it again when Watch says mesh.
+//
+// The first Dial of a service starts following it on the agent and waits
+// for the agent's first answer (within ctx); the Client follows it until
+// Close. ctx bounds the dial only, not the connection's life.
+func (c *Client) Dial(ctx context.Context, service string) (net.Conn, error) {
+	w, err := c.dialWatch(service)
+	if err != nil {
+		return nil, err
+	}
+	return w.dialService(ctx)
+}
+
+// dialWatch returns the watch Dial uses for service, acquired once and
+// held until Close.
+func (c *Client) dialWatch(service string) (*watch, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	w := c.dialed[service]
+	c.mu.Unlock()
+	if w != nil {
+		return w, nil
+	}
+	w, err := c.acquire(service)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if x := c.dialed[service]; x != nil { // a concurrent first Dial won
+		c.mu.Unlock()
+		c.release(w)
+		return x, nil
+	}
+	c.dialed[service] = w
+	c.mu.Unlock()
+	return w, nil
+}
+
 // dialEgress dials addr, the service's egress, if the answer in force
 // says mesh; on a refusal it switches to the fallback and dials that.
 // Without mesh it dials the endpoints in force.

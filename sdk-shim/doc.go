@@ -14,7 +14,8 @@
 //     which pushes the agent's endpoints as addresses and the governance
 //     as service config, with the dialer and interceptor of instant
 //     fallback;
-//   - an http.RoundTripper (Client.Transport) for "http://SERVICE/path".
+//   - an http.RoundTripper (Client.Transport) for "http://SERVICE/path";
+//   - Dial, a plain TCP connection to a service, for any protocol.
 //
 // # Instant fallback
 //
@@ -26,7 +27,7 @@
 // for the agent's push; it returns to the sidecar when the agent's next
 // answer says the mesh carries the service. Connections are made by the
 // Client's dialer (GRPCDialer, included in DialOptions; the Transport's
-// own dialer), which is what makes the switch invisible to new calls.
+// own dialer; Dial), which is what makes the switch invisible to new calls.
 //
 // The calls that can fail are the ones already written to a sidecar
 // connection when the sidecar died: those in flight at the kill, and

@@ -1,7 +1,9 @@
 package shim_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"log"
 	"net/http"
 	"time"
@@ -103,4 +105,26 @@ func ExampleClient_Watch() {
 		}
 		log.Println(u.Answer.Endpoints, "mesh:", u.Answer.Mesh, "fallback:", u.Answer.Fallback)
 	}
+}
+
+// A plain TCP client of the service "lines": the connection goes through
+// the local sidecar while the mesh carries the service, to an endpoint
+// otherwise, and to a fallback endpoint at once if the sidecar has just
+// died. After a broken connection, dial again.
+func ExampleClient_Dial() {
+	c, err := shim.New(shim.Default())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	conn, err := c.Dial(ctx, "lines")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintln(conn, "hello")
+	answer, err := bufio.NewReader(conn).ReadString('\n')
+	log.Println(answer, err)
 }

@@ -83,7 +83,7 @@ func (d *demo) takeover() error {
 	if err != nil {
 		return err
 	}
-	after, err := d.waitCalls(before.OK+3*rate, func(r testbed.GreeterReport) bool { return r.Mesh })
+	after, err := d.waitCalls(before.OK+3*rate, func(r testbed.Report) bool { return r.Mesh })
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (d *demo) clientSidecarKilled() error {
 		return err
 	}
 	say("  A's agent answers the real endpoint %s %v after the kill; the shim switched on its first refused dial", serverAddr, ms(time.Since(killed)))
-	after, err := d.waitCalls(before.OK+2*rate, func(r testbed.GreeterReport) bool { return !r.Mesh })
+	after, err := d.waitCalls(before.OK+2*rate, func(r testbed.Report) bool { return !r.Mesh })
 	if err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func (d *demo) clientSidecarKilled() error {
 		return err
 	}
 	say("  A's agent answers %s again %v after the restart", strings.Join(ans.Addrs(), ","), ms(time.Since(back)))
-	_, err = d.waitCalls(0, func(r testbed.GreeterReport) bool { return r.Mesh })
+	_, err = d.waitCalls(0, func(r testbed.Report) bool { return r.Mesh })
 	return err
 }
 
@@ -185,7 +185,7 @@ func (d *demo) meshFlag() error {
 	if err != nil {
 		return err
 	}
-	r, err := d.waitCalls(0, func(r testbed.GreeterReport) bool { return !r.Mesh })
+	r, err := d.waitCalls(0, func(r testbed.Report) bool { return !r.Mesh })
 	if err != nil {
 		return err
 	}
@@ -199,7 +199,7 @@ func (d *demo) meshFlag() error {
 	if err != nil {
 		return err
 	}
-	r, err = d.waitCalls(0, func(r testbed.GreeterReport) bool { return r.Mesh })
+	r, err = d.waitCalls(0, func(r testbed.Report) bool { return r.Mesh })
 	if err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func (d *demo) finish() error {
 	case <-d.client.Done():
 	case <-time.After(10 * time.Second):
 	}
-	r, err := testbed.LastGreeterReport(d.client.Log)
+	r, err := testbed.LastReport(d.client.Log)
 	if err != nil {
 		return err
 	}
@@ -224,13 +224,13 @@ func (d *demo) finish() error {
 }
 
 // report is the client's last report.
-func (d *demo) report() (testbed.GreeterReport, error) {
-	return testbed.LastGreeterReport(d.client.Log)
+func (d *demo) report() (testbed.Report, error) {
+	return testbed.LastReport(d.client.Log)
 }
 
 // waitCalls waits until the client has made ok calls and cond holds.
-func (d *demo) waitCalls(ok int, cond func(testbed.GreeterReport) bool) (testbed.GreeterReport, error) {
-	var r testbed.GreeterReport
+func (d *demo) waitCalls(ok int, cond func(testbed.Report) bool) (testbed.Report, error) {
+	var r testbed.Report
 	err := testbed.Poll(d.ctx, 20*time.Second, "greeter client progress", func() bool {
 		var err error
 		r, err = d.report()

@@ -16,9 +16,6 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/detourmesh/detour/examples/greeter/greeterpb"
+	"github.com/detourmesh/detour/examples/internal/load"
 	shim "github.com/detourmesh/detour/sdk-shim"
 )
 
@@ -33,13 +31,6 @@ func main() {
 	if err := run(os.Args[1:]); err != nil {
 		log.Fatalf("greeter-client: %v", err)
 	}
-}
-
-type counts struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	from       string
-	lastErr    string
 }
 
 func run(args []string) error {
@@ -84,80 +75,26 @@ func run(args []string) error {
 	defer conn.Close()
 	gc := greeterpb.NewGreeterClient(conn)
 
-	updates, err := c.Watch(ctx, *service)
+	f, err := load.Follow(ctx, c, *service)
 	if err != nil {
 		return err
 	}
-	var answer atomic.Pointer[shim.Answer]
-	go func() {
-		for u := range updates {
-			if u.Err == nil {
-				a := u.Answer
-				answer.Store(&a)
-			}
-		}
-	}()
-
-	var n counts
-	var wg sync.WaitGroup
-	tick := time.NewTicker(time.Second / time.Duration(*rate))
-	defer tick.Stop()
-	every := time.NewTicker(time.Second)
-	defer every.Stop()
-	sem := make(chan struct{}, 256) // bounds calls in flight
-	for i := 0; ; i++ {
-		select {
-		case <-ctx.Done():
-			wg.Wait()
-			report(&n, answer.Load())
-			fmt.Printf("greeter-client: total ok=%d failed=%d\n", n.ok.Load(), n.failed.Load())
-			return nil
-		case <-every.C:
-			report(&n, answer.Load())
-		case <-tick.C:
-			select {
-			case sem <- struct{}{}:
-			default:
-				n.failed.Add(1) // too many in flight: count it, do not queue
-				continue
-			}
-			wg.Add(1)
-			go func(i int) {
-				defer wg.Done()
-				defer func() { <-sem }()
-				call(ctx, gc, &n, *timeout, i)
-			}(i)
-		}
-	}
+	var n load.Counts
+	load.Run(ctx, os.Stdout, "greeter-client", *rate, &n, f, load.NewConcurrent(256, func(i int) {
+		call(ctx, gc, &n, *timeout, i)
+	}))
+	return nil
 }
 
-func call(ctx context.Context, gc greeterpb.GreeterClient, n *counts, timeout time.Duration, i int) {
+func call(ctx context.Context, gc greeterpb.GreeterClient, n *load.Counts, timeout time.Duration, i int) {
 	// The call gets its own deadline, not the run's: calls started before
 	// the end finish and count.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	reply, err := gc.SayHello(cctx, &greeterpb.HelloRequest{Name: fmt.Sprintf("call-%d", i)})
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	if err != nil {
-		n.failed.Add(1)
-		if msg := err.Error(); msg != n.lastErr {
-			n.lastErr = msg
-			log.Printf("greeter-client: call failed: %v", err)
-		}
+		n.Fail("greeter-client", err)
 		return
 	}
-	n.ok.Add(1)
-	n.from = reply.GetHost()
-}
-
-func report(n *counts, a *shim.Answer) {
-	n.mu.Lock()
-	from := n.from
-	n.mu.Unlock()
-	mesh, via := false, "-"
-	if a != nil {
-		mesh, via = a.Mesh, strings.Join(a.Endpoints, ",")
-	}
-	fmt.Printf("greeter-client: ok=%d failed=%d mesh=%t via=%s from=%s\n", n.ok.Load(), n.failed.Load(), mesh, via, from)
+	n.Succeed(reply.GetHost())
 }

@@ -43,45 +43,60 @@ func freePort(t *testing.T, ip string) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func lastReport(t *testing.T, p *testbed.Proc) testbed.GreeterReport {
+func lastReport(t *testing.T, p *testbed.Proc) testbed.Report {
 	t.Helper()
-	r, err := testbed.LastGreeterReport(p.Log)
+	r, err := testbed.LastReport(p.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
 }
 
-// greeterMesh is a running greeter across two hosts: the server on B,
+// example is one of the example services: its name (the service it
+// publishes) and its binaries.
+type example struct{ name, server, client string }
+
+var (
+	greeter   = example{"greeter", "greeter-server", "greeter-client"}
+	helloHTTP = example{"hello-http", "hello-http-server", "hello-http-client"}
+	lines     = example{"lines", "lines-server", "lines-client"}
+)
+
+// exampleMesh is a running example across two hosts: the server on B,
 // the client on A at rate calls/s for duration, calls already flowing
 // through both sidecars.
-type greeterMesh struct {
+type exampleMesh struct {
 	a, b       *host
 	client     *testbed.Proc
 	serverAddr string
 	rate       int
 }
 
-func startGreeterMesh(t *testing.T, be *backend, rate int, duration time.Duration) *greeterMesh {
+func startGreeterMesh(t *testing.T, be *backend, rate int, duration time.Duration) *exampleMesh {
+	t.Helper()
+	return startMesh(t, be, greeter, rate, duration)
+}
+
+func startMesh(t *testing.T, be *backend, ex example, rate int, duration time.Duration) *exampleMesh {
 	t.Helper()
 	a, b := be.hosts(t)
 	a.startSidecar()
 	b.startSidecar()
 	a.waitSidecar("up")
 	b.waitSidecar("up")
-	g := &greeterMesh{a: a, b: b, rate: rate, serverAddr: fmt.Sprintf("%s:%d", b.IP, freePort(t, b.IP))}
-	app(t, "greeter-server", "--listen", g.serverAddr, "--agent", b.AgentGRPC())
-	a.waitAnswer("greeter", "mesh answer", func(x testbed.Answer) bool { return x.Mesh && len(x.Endpoints) == 1 })
-	g.client = app(t, "greeter-client", "--agent", a.AgentGRPC(), "--rate", strconv.Itoa(rate), "--duration", duration.String())
-	g.waitCalls(t, rate, "calls through the mesh", func(r testbed.GreeterReport) bool { return r.Mesh && r.From == g.serverAddr })
+	g := &exampleMesh{a: a, b: b, rate: rate, serverAddr: fmt.Sprintf("%s:%d", b.IP, freePort(t, b.IP))}
+	app(t, ex.server, "--listen", g.serverAddr, "--agent", b.AgentGRPC())
+	a.waitAnswer(ex.name, "mesh answer", func(x testbed.Answer) bool { return x.Mesh && len(x.Endpoints) == 1 })
+	g.client = app(t, ex.client, "--agent", a.AgentGRPC(), "--rate", strconv.Itoa(rate), "--duration", duration.String())
+	g.waitCalls(t, rate, "calls through the mesh", func(r testbed.Report) bool { return r.Mesh && r.From == g.serverAddr })
 	return g
 }
 
 // waitCalls waits until the client has made at least ok calls and cond
 // holds, and returns its report.
-func (g *greeterMesh) waitCalls(t *testing.T, ok int, what string, cond func(testbed.GreeterReport) bool) testbed.GreeterReport {
+func (g *exampleMesh) waitCalls(t *testing.T, ok int, what string, cond func(testbed.Report) bool) testbed.Report {
 	t.Helper()
-	var r testbed.GreeterReport
+	var r testbed.Report
 	eventually(t, 30*time.Second, what, func() bool {
 		r = lastReport(t, g.client)
 		return r.OK >= ok && (cond == nil || cond(r))
@@ -90,7 +105,7 @@ func (g *greeterMesh) waitCalls(t *testing.T, ok int, what string, cond func(tes
 }
 
 // total waits for the client to finish and returns its total.
-func (g *greeterMesh) total(t *testing.T) testbed.GreeterReport {
+func (g *exampleMesh) total(t *testing.T) testbed.Report {
 	t.Helper()
 	select {
 	case <-g.client.Done():
@@ -123,20 +138,33 @@ func failures(t *testing.T, p *testbed.Proc) []string {
 
 // TestGreeterClientSidecarKilled: A's sidecar (client side) SIGKILLed
 // under a steady load, then back. The shim's promise: zero failed calls.
-func TestGreeterClientSidecarKilled(t *testing.T) { every(t, false, greeterClientSidecarKilled) }
+func TestGreeterClientSidecarKilled(t *testing.T) {
+	every(t, false, func(t *testing.T, be *backend) { clientSidecarKilled(t, be, greeter) })
+}
 
-func greeterClientSidecarKilled(t *testing.T, be *backend) {
-	g := startGreeterMesh(t, be, 100, 15*time.Second)
+// TestExamplesClientSidecarKilled: the same for the HTTP example (the
+// shim's Transport) and the TCP line example (Client.Dial), on etcd.
+func TestExamplesClientSidecarKilled(t *testing.T) {
+	for _, ex := range []example{helloHTTP, lines} {
+		t.Run(ex.name, func(t *testing.T) { clientSidecarKilled(t, etcdBackend(t), ex) })
+	}
+}
+
+func clientSidecarKilled(t *testing.T, be *backend, ex example) {
+	g := startMesh(t, be, ex, 100, 15*time.Second)
 	before := lastReport(t, g.client).OK
 	killed := time.Now()
 	g.a.killSidecar()
-	r := g.waitCalls(t, before+g.rate, "calls go on after A's sidecar died", func(r testbed.GreeterReport) bool { return !r.Mesh })
-	t.Logf("figure: A's sidecar SIGKILLed at %d calls/s: %d failed so far; client on the real endpoints %v after the kill", g.rate, r.Failed, time.Since(killed).Round(100*time.Millisecond))
+	r := g.waitCalls(t, before+g.rate, "calls go on after A's sidecar died", func(r testbed.Report) bool { return !r.Mesh })
+	t.Logf("figure: %s, A's sidecar SIGKILLed at %d calls/s: %d failed so far; client on the real endpoints %v after the kill", ex.client, g.rate, r.Failed, time.Since(killed).Round(100*time.Millisecond))
 	g.a.startSidecar()
-	g.waitCalls(t, before+2*g.rate, "calls through the mesh again", func(r testbed.GreeterReport) bool { return r.Mesh })
+	g.waitCalls(t, before+2*g.rate, "calls through the mesh again", func(r testbed.Report) bool { return r.Mesh })
 
 	total := g.total(t)
-	t.Logf("figure: client-side sidecar SIGKILL and return: ok=%d failed=%d", total.OK, total.Failed)
+	t.Logf("figure: %s, client-side sidecar SIGKILL and return: ok=%d failed=%d", ex.client, total.OK, total.Failed)
+	for _, line := range failures(t, g.client) {
+		t.Logf("  %s", line)
+	}
 	if total.Failed != 0 {
 		t.Errorf("%d calls failed across the client-side sidecar's SIGKILL; the shim's promise is zero", total.Failed)
 	}
@@ -189,11 +217,11 @@ func meshSwitchedOffAndOn(t *testing.T, be *backend) {
 	if err := g.a.API().SetMesh(g.a.ctx, "greeter", false); err != nil {
 		t.Fatal(err)
 	}
-	r := g.waitCalls(t, 0, "client dials the app directly", func(r testbed.GreeterReport) bool { return !r.Mesh && r.Via == g.serverAddr })
+	r := g.waitCalls(t, 0, "client dials the app directly", func(r testbed.Report) bool { return !r.Mesh && r.Via == g.serverAddr })
 	if err := g.a.API().SetMesh(g.a.ctx, "greeter", true); err != nil {
 		t.Fatal(err)
 	}
-	g.waitCalls(t, r.OK+g.rate, "client back through the mesh", func(r testbed.GreeterReport) bool { return r.Mesh && r.Via == meshVia })
+	g.waitCalls(t, r.OK+g.rate, "client back through the mesh", func(r testbed.Report) bool { return r.Mesh && r.Via == meshVia })
 	total := g.total(t)
 	t.Logf("figure: mesh off and on live: ok=%d failed=%d", total.OK, total.Failed)
 	if total.Failed != 0 {
