@@ -3,7 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-unformatted=$(gofmt -l $(git ls-files -co --exclude-standard '*.go'))
+# Tracked and new files that exist (a deletion not yet staged is listed too).
+gofiles=$(git ls-files -co --exclude-standard '*.go' | while read -r f; do [ -f "$f" ] && echo "$f"; done)
+unformatted=$(gofmt -l $gofiles)
 if [ -n "$unformatted" ]; then
   echo "lint: gofmt would change:" >&2
   echo "$unformatted" >&2
