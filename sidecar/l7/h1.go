@@ -249,7 +249,7 @@ func (h *H1) roundTrip(addr string, req *http.Request, body []byte, replayable b
 	for {
 		uc, err := h.pool.get(addr)
 		if err != nil {
-			return nil, nil, dialKind(err), err
+			return nil, nil, stats.DialKind(err), err
 		}
 		if body != nil {
 			req.Body = io.NopCloser(bytes.NewReader(body))

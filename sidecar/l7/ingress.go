@@ -30,7 +30,7 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		kind := stats.Other
 		if isDial(err) {
-			kind = dialKind(err)
+			kind = stats.DialKind(err)
 		}
 		h.Listener.Fail(kind)
 		http.Error(w, "sidecar: app: "+err.Error(), http.StatusBadGateway)

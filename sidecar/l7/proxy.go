@@ -199,7 +199,7 @@ func (h *Egress) try(rt http.RoundTripper, out *http.Request, ep *cluster.Endpoi
 			return nil, stats.RequestTimeout, stop, errRequestTimeout
 		}
 		if isDial(err) {
-			return nil, dialKind(err), stop, err
+			return nil, stats.DialKind(err), stop, err
 		}
 		return nil, stats.Other, stop, err
 	}

@@ -2,10 +2,7 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"net"
-	"os"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -64,11 +61,7 @@ func (h *Egress) ServeConn(c net.Conn) {
 		ep.Begin()
 		up, err := h.dial(ep.DialAddr())
 		if err != nil {
-			kind := DialFailure(err)
-			h.Listener.Fail(kind)
-			if cl.Failure(ep, kind) {
-				h.Log.Warn("endpoint ejected", zap.String("service", cl.Name), zap.String("endpoint", ep.Addr), zap.String("reason", stats.KindNames[kind]))
-			}
+			h.failure(cl, ep, stats.DialKind(err))
 			ep.End()
 			exclude = ep
 			continue
@@ -79,10 +72,7 @@ func (h *Egress) ServeConn(c net.Conn) {
 		ep.Stats.ConnsActive.Add(-1)
 		switch {
 		case res.FirstByteTimeout:
-			h.Listener.Fail(stats.FirstByteTimeout)
-			if cl.Failure(ep, stats.FirstByteTimeout) {
-				h.Log.Warn("endpoint ejected", zap.String("service", cl.Name), zap.String("endpoint", ep.Addr), zap.String("reason", "first_byte_timeout"))
-			}
+			h.failure(cl, ep, stats.FirstByteTimeout)
 		case res.GotFirstByte:
 			cl.Success(ep)
 		}
@@ -90,6 +80,15 @@ func (h *Egress) ServeConn(c net.Conn) {
 		return
 	}
 	c.Close()
+}
+
+// failure counts a failure of ep on the listener and reports it to the
+// cluster's outlier detection, logging an ejection it causes.
+func (h *Egress) failure(cl *cluster.Cluster, ep *cluster.Endpoint, kind int) {
+	h.Listener.Fail(kind)
+	if cl.Failure(ep, kind) {
+		h.Log.Warn("endpoint ejected", zap.String("service", cl.Name), zap.String("endpoint", ep.Addr), zap.String("reason", stats.KindNames[kind]))
+	}
 }
 
 func (h *Egress) fail(cl *cluster.Cluster, kind int) {
@@ -101,19 +100,6 @@ func (h *Egress) dial(addr string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.ConnectTimeout)
 	defer cancel()
 	return h.Dial(ctx, "tcp", addr)
-}
-
-// DialFailure classifies a failed connect as a stats failure kind.
-func DialFailure(err error) int {
-	var ne net.Error
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return stats.ConnectRefused
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
-		errors.As(err, &ne) && ne.Timeout():
-		return stats.ConnectTimeout
-	}
-	return stats.Other
 }
 
 // Ingress forwards remote connections to the one local target the agent
@@ -138,7 +124,7 @@ func (h *Ingress) ServeConn(c net.Conn) {
 	up, err := h.Dial(ctx, "tcp", h.Target)
 	cancel()
 	if err != nil {
-		h.Listener.Fail(DialFailure(err))
+		h.Listener.Fail(stats.DialKind(err))
 		h.Log.Debug("ingress connect failed", zap.String("addr", h.Target), zap.Error(err))
 		c.Close()
 		return
