@@ -75,7 +75,7 @@ func (s *sidecarServer) Control(stream sidecarpb.SidecarControl_ControlServer) e
 	recvErr := s.recvLoop(stream, sess)
 	cancel()
 	err = <-sendErr
-	if recvErr != nil && !errors.Is(recvErr, context.Canceled) {
+	if !errors.Is(recvErr, context.Canceled) { // recvLoop ends only on an error
 		err = recvErr
 	}
 	if errors.Is(err, agent.ErrReplaced) || errors.Is(err, agent.ErrInvalid) {

@@ -160,7 +160,6 @@ type Fake struct {
 
 	mu       sync.Mutex
 	closed   bool
-	done     chan struct{} // closed by Close; lazily made
 	mine     map[key]registry.Endpoint
 	reported map[string]bool
 }

@@ -310,17 +310,13 @@ func (r *Registry) awaitSession(ctx context.Context) error {
 
 // lockWrites takes the write lock; ctx may be nil (the keeper).
 func (r *Registry) lockWrites(ctx context.Context) error {
-	var ctxDone <-chan struct{}
-	if ctx != nil {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ctxDone = ctx.Done()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	select {
 	case r.writes <- struct{}{}:
 		return nil
-	case <-ctxDone:
+	case <-ctx.Done():
 		return ctx.Err()
 	case <-r.done:
 		return registry.ErrClosed

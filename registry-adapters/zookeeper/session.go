@@ -1,6 +1,7 @@
 package zookeeper
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -127,7 +128,7 @@ func (r *Registry) keep() {
 // reconcile deletes orphaned nodes and makes sure every registration's
 // node exists, owned by the current session.
 func (r *Registry) reconcile() error {
-	if err := r.lockWrites(nil); err != nil {
+	if err := r.lockWrites(context.Background()); err != nil {
 		return err
 	}
 	defer r.unlockWrites()

@@ -23,7 +23,6 @@ type fakeAgent struct {
 	sidecarpb.UnimplementedSidecarControlServer
 	out  chan *sidecarpb.Snapshot
 	in   chan *sidecarpb.SidecarMessage
-	mu   sync.Mutex
 	kill chan struct{}
 }
 

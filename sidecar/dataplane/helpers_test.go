@@ -3,8 +3,6 @@ package dataplane
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -153,12 +151,6 @@ func startHealth(t *testing.T, addr string, code int) *healthServer {
 	return h
 }
 
-func (h *healthServer) set(code int) {
-	h.mu.Lock()
-	h.code = code
-	h.mu.Unlock()
-}
-
 func fastCheck() *sidecarpb.HealthCheck {
 	return &sidecarpb.HealthCheck{
 		Interval: durationpb.New(20 * time.Millisecond), Timeout: durationpb.New(200 * time.Millisecond),
@@ -240,6 +232,3 @@ func meshEP(ip string, ingress, app, health int) *sidecarpb.Endpoint {
 	return &sidecarpb.Endpoint{Addr: hp(ip, ingress), AppAddr: hp(ip, app), Weight: 100, HealthPort: uint32(health), Mesh: true}
 }
 
-func readAll(r io.Reader) string { b, _ := io.ReadAll(r); return string(b) }
-
-var _ = fmt.Sprint
