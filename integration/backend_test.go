@@ -33,7 +33,6 @@ func (be *backend) hosts(t *testing.T) (a, b *host) {
 
 // backend is a real registry the hosts of a scenario share.
 type backend struct {
-	name string
 	// net is the network between the hosts and the registry, which the
 	// test can cut. For etcd it stands between the other hosts and the
 	// first one, which runs the embedded registry (and reaches it
@@ -55,15 +54,13 @@ type backend struct {
 // every runs scenario against embedded etcd and ZooKeeper, the registries
 // every scenario runs on; withNacos adds the Nacos test server.
 func every(t *testing.T, withNacos bool, scenario func(t *testing.T, be *backend)) {
-	mks := []struct {
+	type kind struct {
 		name string
 		mk   func(*testing.T) *backend
-	}{{"etcd", etcdBackend}, {"zookeeper", zookeeperBackend}}
+	}
+	mks := []kind{{"etcd", etcdBackend}, {"zookeeper", zookeeperBackend}}
 	if withNacos {
-		mks = append(mks, struct {
-			name string
-			mk   func(*testing.T) *backend
-		}{"nacos-test-server", nacosBackend})
+		mks = append(mks, kind{"nacos-test-server", nacosBackend})
 	}
 	for _, m := range mks {
 		t.Run(m.name, func(t *testing.T) { scenario(t, m.mk(t)) })
@@ -80,7 +77,7 @@ func unique(prefix string) string {
 // reach it through the cuttable network.
 func etcdBackend(t *testing.T) *backend {
 	var url string
-	be := &backend{name: "etcd"}
+	be := &backend{}
 	be.host = func(t *testing.T, ip, extra string) *host {
 		if be.first == nil {
 			be.first = newHost(t, testbed.Spec{IP: ip, Registry: "embedded", ExtraConfig: extra})
@@ -117,15 +114,13 @@ func etcdBackend(t *testing.T) *backend {
 }
 
 // zookeeperBackend: every host on the ZooKeeper of scripts/zookeeper.sh,
-// through the cuttable network,
-// under a root of the test's own.
+// through the cuttable network, under a root of the test's own.
 func zookeeperBackend(t *testing.T) *backend {
 	addr := registrytest.RequireEnv(t, "DETOUR_ZK_ADDR", "run: make test, or scripts/zookeeper.sh start DIR")
 	root := unique("/detour-it-")
 	proxy := newCutProxy(t, addr)
 	return &backend{
-		name: "zookeeper",
-		net:  proxy,
+		net: proxy,
 		garbage: func(t *testing.T, service string) {
 			conn, _, err := zk.Connect([]string{addr}, 5*time.Second)
 			if err != nil {
@@ -164,7 +159,6 @@ func nacosBackend(t *testing.T) *backend {
 	t.Cleanup(func() { srv.Close() })
 	group := unique("it-")
 	return &backend{
-		name: "nacos-test-server",
 		host: func(t *testing.T, ip, extra string) *host {
 			return newHost(t, testbed.Spec{IP: ip, Registry: "nacos://" + srv.Addr() + "?namespace=public&group=" + group, ExtraConfig: extra})
 		},

@@ -72,11 +72,6 @@ type exampleMesh struct {
 	rate       int
 }
 
-func startGreeterMesh(t *testing.T, be *backend, rate int, duration time.Duration) *exampleMesh {
-	t.Helper()
-	return startMesh(t, be, greeter, rate, duration)
-}
-
 func startMesh(t *testing.T, be *backend, ex example, rate int, duration time.Duration) *exampleMesh {
 	t.Helper()
 	a, b := be.hosts(t)
@@ -178,7 +173,7 @@ func clientSidecarKilled(t *testing.T, be *backend, ex example) {
 func TestGreeterServerSidecarKilled(t *testing.T) { every(t, false, greeterServerSidecarKilled) }
 
 func greeterServerSidecarKilled(t *testing.T, be *backend) {
-	g := startGreeterMesh(t, be, 100, 15*time.Second)
+	g := startMesh(t, be, greeter, 100, 15*time.Second)
 	reg := be.reader(t)
 	before := lastReport(t, g.client)
 	killed := time.Now()
@@ -212,7 +207,7 @@ func greeterServerSidecarKilled(t *testing.T, be *backend) {
 func TestMeshSwitchedOffAndOn(t *testing.T) { every(t, false, meshSwitchedOffAndOn) }
 
 func meshSwitchedOffAndOn(t *testing.T, be *backend) {
-	g := startGreeterMesh(t, be, 50, 12*time.Second)
+	g := startMesh(t, be, greeter, 50, 12*time.Second)
 	meshVia := lastReport(t, g.client).Via
 	if err := g.a.API().SetMesh(g.a.ctx, "greeter", false); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 func TestOneOfTwoInstancesKilled(t *testing.T) { every(t, false, oneOfTwoInstancesKilled) }
 
 func oneOfTwoInstancesKilled(t *testing.T, be *backend) {
-	g := startGreeterMesh(t, be, 100, 25*time.Second)
+	g := startMesh(t, be, greeter, 100, 25*time.Second)
 	reg := be.reader(t)
 	c := be.host(t, ipC, "")
 	c.startSidecar()

@@ -231,4 +231,3 @@ func clusterOf(service string, proto sidecarpb.Protocol, eps ...*sidecarpb.Endpo
 func meshEP(ip string, ingress, app, health int) *sidecarpb.Endpoint {
 	return &sidecarpb.Endpoint{Addr: hp(ip, ingress), AppAddr: hp(ip, app), Weight: 100, HealthPort: uint32(health), Mesh: true}
 }
-
