@@ -25,12 +25,14 @@ lint:
 gen:
 	bash scripts/gen.sh
 
-# Full benchmarks (slow; not part of `make test`).
+# Benchmarks against a direct connection, nginx and haproxy, and of the
+# control plane; writes docs/BENCHMARKS.md (about 12 minutes; not part of
+# `make test`, which runs the quick form).
 bench:
-	BENCHTIME=200x bash scripts/bench.sh
+	bash scripts/bench.sh
 
 bench-quick:
-	BENCHTIME=20x bash scripts/bench.sh
+	bash scripts/bench.sh -quick
 
 # Run every fuzz target for FUZZTIME each (default 20s).
 fuzz:

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Benchmarks with real servers. BENCHTIME sets -benchtime (200x for the
-# figures in the docs, 20x for a quick check).
+# make bench: installs nginx, haproxy, wrk and iperf3 from Debian if they
+# are missing, starts ZooKeeper, and runs bench/cmd/detour-bench, which
+# measures and writes docs/BENCHMARKS.md. Arguments go to detour-bench
+# (-quick for the short form, -h for the rest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${BENCHTIME:=200x}"
-bash scripts/with-servers.sh go test -run '^$' -bench . -benchtime "$BENCHTIME" -count=1 -timeout 30m ./...
+
+bash scripts/bench-deps.sh
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/detour-bench" ./bench/cmd/detour-bench
+bash scripts/with-servers.sh "$tmp/detour-bench" "$@"

@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/lint.sh
+bash scripts/bench-deps.sh # nginx, haproxy, wrk, iperf3 for the quick data-path benchmarks
 bash scripts/with-servers.sh bash -c '
   set -euo pipefail
   go test -race -count=1 -timeout 25m ./...
   echo "== quick benchmarks (the full ones: make bench) =="
   go test -run "^\$" -bench . -benchtime 10x -count=1 -timeout 10m ./...
+  go run ./bench/cmd/detour-bench -quick -control-plane=false
 '

@@ -27,6 +27,10 @@ type Host struct {
 	Registry string // "embedded" or a registry URL
 	Bin      string // where the naming-agent and sidecar binaries are
 
+	// SidecarEnv is added to the sidecar's environment (benchmarks set
+	// GOMAXPROCS=1).
+	SidecarEnv []string
+
 	Agent   *Proc
 	Sidecar *Proc
 	api     *Client
@@ -110,7 +114,7 @@ func (h *Host) StartAgent(ctx context.Context) error {
 
 // StartSidecar starts the sidecar (it connects to the agent by itself).
 func (h *Host) StartSidecar() error {
-	p, err := Start("sidecar-"+h.IP, filepath.Join(h.Bin, "sidecar"), filepath.Join(h.Dir, "sidecar.log"),
+	p, err := StartEnv("sidecar-"+h.IP, filepath.Join(h.Bin, "sidecar"), filepath.Join(h.Dir, "sidecar.log"), h.SidecarEnv,
 		"--agent", h.AgentGRPC(), "--host-ip", h.IP, "--admin", h.AdminAddr())
 	if err != nil {
 		return err

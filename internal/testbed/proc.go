@@ -36,12 +36,21 @@ type Proc struct {
 
 // Start runs binary with args, output to logPath.
 func Start(name, binary, logPath string, args ...string) (*Proc, error) {
+	return StartEnv(name, binary, logPath, nil, args...)
+}
+
+// StartEnv is Start with env added to the parent's environment (later
+// entries win, so "GOMAXPROCS=1" overrides an inherited one).
+func StartEnv(name, binary, logPath string, env []string, args ...string) (*Proc, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	// Its own process group: a Ctrl-C on the demo's terminal reaches the
 	// demo, which then stops everything in order, not every child at once.
 	// Pdeathsig: the child dies with its parent, even a parent killed
@@ -62,6 +71,9 @@ func Start(name, binary, logPath string, args ...string) (*Proc, error) {
 	}()
 	return p, nil
 }
+
+// Pid is the process's ID.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }

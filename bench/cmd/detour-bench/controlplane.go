@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/detourmesh/detour/bench/internal/report"
+)
+
+// goJob is one `go test -bench` run of the control-plane benchmarks.
+type goJob struct {
+	Title   string
+	Pkgs    string
+	Bench   string
+	Full    string   // -benchtime of the full run
+	Quick   string   // -benchtime of the quick form
+	Env     []string // added for the full run only
+	Flags   []string // more go test flags
+	Explain string   // what it measures, for the report
+
+	Args    []string // as run
+	Results []report.Bench
+	Wall    time.Duration
+}
+
+func goJobs() []*goJob {
+	return []*goJob{
+		{Title: "Registry change → watcher, per adapter", Pkgs: "./registry-adapters/...", Bench: "Propagation",
+			Full: "200x", Quick: "10x",
+			Explain: "Client A registers an endpoint again with a new metadata value; the clock stops when client B's watch returns it (`registrytest.BenchmarkPropagation`). `nacos` is the in-repo Nacos **test server**, not a real Nacos."},
+		{Title: "Sidecar SIGKILL → every subscriber on the real endpoints", Pkgs: "./naming-agent/e2e", Bench: "Fallback",
+			Full: "200x", Quick: "20x",
+			Explain: "A stand-in sidecar process speaking the real control stream is SIGKILLed; the clock stops when all subscribers (gRPC Subscribe streams and HTTP blocking queries) have received the real endpoints. One kill per iteration."},
+		{Title: "Sidecar micro-benchmarks", Pkgs: "./sidecar/...", Bench: ".", Full: "2s", Quick: "10x", Flags: []string{"-benchmem"},
+			Explain: "In-process: a load-balancer pick, an L4 connection and bulk streaming through the proxy, an HTTP/1.1 request through the L7 path. Allocation counts include the test's own client and app; compare each with its `direct` line."},
+	}
+}
+
+func runGoBenches(ctx context.Context, c config) ([]*goJob, error) {
+	jobs := goJobs()
+	for _, j := range jobs {
+		bt := j.Full
+		if c.quick {
+			bt = j.Quick
+		}
+		j.Args = append([]string{"go", "test", "-run", "^$", "-bench", j.Bench, "-benchtime", bt, "-count", "1", "-timeout", "20m"}, j.Flags...)
+		j.Args = append(j.Args, j.Pkgs)
+		logf("control plane: %s", strings.Join(j.Args, " "))
+		cmd := exec.CommandContext(ctx, j.Args[0], j.Args[1:]...)
+		cmd.Env = os.Environ()
+		if !c.quick {
+			cmd.Env = append(cmd.Env, j.Env...)
+		}
+		t := time.Now()
+		out, err := cmd.CombinedOutput()
+		j.Wall = time.Since(t)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w\n%s", strings.Join(j.Args, " "), err, out)
+		}
+		if j.Results, err = report.ParseGoBench(string(out)); err != nil {
+			return nil, err
+		}
+		if len(j.Results) == 0 {
+			return nil, fmt.Errorf("%s: no benchmark ran\n%s", strings.Join(j.Args, " "), out)
+		}
+	}
+	return jobs, nil
+}

@@ -1,0 +1,170 @@
+// Command detour-bench is `make bench`: it measures detour's data path side
+// by side with a direct connection, nginx and haproxy on the same machine
+// in the same run, runs the control-plane benchmarks, and writes the
+// report (docs/BENCHMARKS.md).
+//
+//	detour-bench [-quick] [-out FILE]       the benchmarks and the report
+//	detour-bench grpc-origin --listen ADDR  the gRPC app (started by the rig)
+//	detour-bench grpc-load ...              the gRPC load generator (ditto)
+//
+// Run it through scripts/bench.sh, which installs the tools from Debian
+// and starts ZooKeeper for the registry benchmarks.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/detourmesh/detour/bench/internal/grpcload"
+	"github.com/detourmesh/detour/bench/internal/rig"
+)
+
+// config is the whole run's settings; every row of a table gets the same.
+type config struct {
+	quick        bool
+	out          string
+	dir          string
+	reps         int
+	conns        int
+	duration     time.Duration // per wrk and gRPC run
+	bulkDuration time.Duration // per iperf3 run
+	proxyCPU     string
+	loadCPU      string
+	dataPath     bool
+	controlPlane bool
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "grpc-origin":
+			exit(grpcOrigin(os.Args[2:]))
+		case "grpc-load":
+			exit(grpcLoad(os.Args[2:]))
+		}
+	}
+	var c config
+	flag.BoolVar(&c.quick, "quick", false, "the quick form (CI): one short run per row, nothing written to docs/")
+	flag.StringVar(&c.out, "out", "", "the report (default docs/BENCHMARKS.md; with -quick, DIR/BENCHMARKS.quick.md)")
+	flag.StringVar(&c.dir, "dir", "", "working directory (default: a new temporary one, removed afterwards)")
+	flag.IntVar(&c.reps, "reps", 3, "repetitions of every data-path row (the report shows the median)")
+	flag.IntVar(&c.conns, "conns", 32, "connections (wrk -c) and concurrent gRPC calls or streams")
+	flag.DurationVar(&c.duration, "duration", 6*time.Second, "length of each wrk and gRPC run")
+	flag.DurationVar(&c.bulkDuration, "bulk-duration", 4*time.Second, "length of each iperf3 run")
+	flag.StringVar(&c.proxyCPU, "proxy-cpu", "1", "CPU every proxy under test is pinned to (taskset list; empty: no pinning)")
+	flag.StringVar(&c.loadCPU, "load-cpu", "0", "CPU of the apps and load generators (taskset list; empty: no pinning)")
+	flag.BoolVar(&c.dataPath, "data-path", true, "run the data-path benchmarks")
+	flag.BoolVar(&c.controlPlane, "control-plane", true, "run the control-plane benchmarks (go test -bench)")
+	flag.Parse()
+	if c.quick {
+		c.reps, c.duration, c.bulkDuration = 1, time.Second, time.Second
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	exit(runAll(ctx, c))
+}
+
+func runAll(ctx context.Context, c config) error {
+	start := time.Now()
+	if c.dir == "" {
+		d, err := os.MkdirTemp("", "detour-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		c.dir = d
+	}
+	if c.out == "" {
+		c.out = "docs/BENCHMARKS.md"
+		if c.quick {
+			c.out = filepath.Join(c.dir, "BENCHMARKS.quick.md")
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	rep := &reportData{cfg: c, started: start.UTC()}
+	if c.dataPath {
+		logf("data path: starting the apps, nginx, haproxy and two detour hosts in %s", c.dir)
+		r, err := rig.Start(ctx, rig.Options{Dir: c.dir, Self: self, ProxyCPU: c.proxyCPU, LoadCPU: c.loadCPU})
+		if err != nil {
+			return err
+		}
+		d := &dataPath{cfg: c, self: self}
+		for _, p := range r.Paths() {
+			d.paths = append(d.paths, &pathResult{Path: p})
+		}
+		err = d.measure(ctx)
+		r.Close()
+		if err != nil {
+			return err
+		}
+		rep.data = d
+	}
+	if c.controlPlane {
+		jobs, err := runGoBenches(ctx, c)
+		if err != nil {
+			return err
+		}
+		rep.jobs = jobs
+	}
+	rep.wall = time.Since(start)
+	if err := rep.write(c.out); err != nil {
+		return err
+	}
+	logf("report written to %s (%v)", c.out, rep.wall.Round(time.Second))
+	if c.quick {
+		b, _ := os.ReadFile(c.out)
+		os.Stdout.Write(b)
+	}
+	return nil
+}
+
+func grpcOrigin(args []string) error {
+	fs := flag.NewFlagSet("grpc-origin", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:18090", "address to serve the greeter service on")
+	fs.Parse(args)
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	return grpcload.Serve(lis)
+}
+
+func grpcLoad(args []string) error {
+	fs := flag.NewFlagSet("grpc-load", flag.ExitOnError)
+	target := fs.String("target", "", "host:port of the greeter service")
+	mode := fs.String("mode", "unary", "unary or stream")
+	conc := fs.Int("conc", 32, "concurrent calls (unary) or streams")
+	d := fs.Duration("duration", 5*time.Second, "how long")
+	fs.Parse(args)
+	if *mode != string(grpcload.Unary) && *mode != string(grpcload.Stream) {
+		return fmt.Errorf("grpc-load: --mode %q: want unary or stream", *mode)
+	}
+	r, err := grpcload.Run(context.Background(), *target, grpcload.Mode(*mode), *conc, *d)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "detour-bench: "+format+"\n", args...)
+}
+
+func exit(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "detour-bench:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}

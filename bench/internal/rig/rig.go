@@ -1,0 +1,222 @@
+// Package rig starts everything the data-path benchmarks measure, on one
+// machine: the apps (each in a process of its own), nginx and haproxy as
+// the reference proxies, and two detour hosts (naming agent + sidecar),
+// with every proxy pinned to the same CPU and limited to one worker.
+package rig
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/detourmesh/detour/internal/testbed"
+)
+
+// Options say where things run.
+type Options struct {
+	Dir      string // working directory (configs, logs, binaries)
+	Self     string // the detour-bench binary, which also serves the gRPC app
+	ProxyCPU string // CPU list every proxy under test is pinned to
+	LoadCPU  string // CPU list of the apps and the load generators
+}
+
+// Path is one way from the load generator to the apps: direct, or through
+// one of the proxies. An empty address means the path does not offer it.
+type Path struct {
+	Name           string
+	HTTP, L4, Bulk string // host:port
+	GRPC           string
+	Proxy          bool // a proxy under test (not the direct path)
+	ProxyPIDs      func() []int
+}
+
+// Rig is everything running.
+type Rig struct {
+	opt   Options
+	procs []*testbed.Proc
+	hosts []*testbed.Host
+	paths []Path
+}
+
+// Paths are the rig's paths, direct first.
+func (r *Rig) Paths() []Path { return r.paths }
+
+// Start builds the detour binaries and starts everything. On error what
+// was started is stopped.
+func Start(ctx context.Context, o Options) (_ *Rig, err error) {
+	r := &Rig{opt: o}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	bin := filepath.Join(o.Dir, "bin")
+	if err := testbed.Build(ctx, bin,
+		"github.com/detourmesh/detour/naming-agent/cmd/naming-agent",
+		"github.com/detourmesh/detour/sidecar/cmd/sidecar"); err != nil {
+		return nil, err
+	}
+	direct := Path{Name: "direct",
+		HTTP: addr(ServerIP, HTTPOriginPort), L4: addr(ServerIP, HTTPOriginPort),
+		Bulk: addr(ServerIP, BulkOriginPort), GRPC: addr(ServerIP, GRPCOriginPort)}
+	if err := r.startApps(ctx); err != nil {
+		return nil, err
+	}
+	ngx, err := r.startNginx(ctx, "nginx", proxyNginx(o.Dir), o.ProxyCPU,
+		addr(ProxyIP, NginxHTTPPort), addr(ProxyIP, NginxL4Port), addr(ProxyIP, NginxBulkPort))
+	if err != nil {
+		return nil, err
+	}
+	hap, err := r.startHAProxy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	one, two, err := r.startDetour(ctx, bin)
+	if err != nil {
+		return nil, err
+	}
+	r.paths = []Path{
+		direct,
+		{Name: "nginx", HTTP: addr(ProxyIP, NginxHTTPPort), L4: addr(ProxyIP, NginxL4Port),
+			Bulk: addr(ProxyIP, NginxBulkPort), Proxy: true, ProxyPIDs: tree(ngx)},
+		{Name: "haproxy", HTTP: addr(ProxyIP, HAProxyHTTPPort), L4: addr(ProxyIP, HAProxyL4Port),
+			Bulk: addr(ProxyIP, HAProxyBulkPort), Proxy: true, ProxyPIDs: tree(hap)},
+		one, two,
+	}
+	return r, nil
+}
+
+// Close stops everything, in reverse order of start.
+func (r *Rig) Close() {
+	for _, h := range r.hosts {
+		h.Close()
+	}
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		_ = r.procs[i].Stop(5 * time.Second)
+	}
+}
+
+func (r *Rig) startApps(ctx context.Context) error {
+	if _, err := r.startNginx(ctx, "origin", originNginx(r.opt.Dir), r.opt.LoadCPU, addr(ServerIP, HTTPOriginPort)); err != nil {
+		return err
+	}
+	if _, err := r.start(ctx, "iperf3-server", []string{addr(ServerIP, BulkOriginPort)}, nil,
+		pinned(r.opt.LoadCPU, "iperf3", "-s", "-B", ServerIP, "-p", strconv.Itoa(BulkOriginPort))...); err != nil {
+		return err
+	}
+	_, err := r.start(ctx, "grpc-origin", []string{addr(ServerIP, GRPCOriginPort)}, []string{"GOMAXPROCS=1"},
+		pinned(r.opt.LoadCPU, r.opt.Self, "grpc-origin", "--listen", addr(ServerIP, GRPCOriginPort))...)
+	return err
+}
+
+func (r *Rig) startNginx(ctx context.Context, name, conf, cpu string, listens ...string) (*testbed.Proc, error) {
+	dir := filepath.Join(r.opt.Dir, name)
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return nil, err
+	}
+	// The config files are named for what they run, so nginx -c of the
+	// origin and of the proxy under test are easy to tell apart in ps.
+	path := filepath.Join(r.opt.Dir, name+".conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	nginx, err := lookPath("nginx")
+	if err != nil {
+		return nil, err
+	}
+	return r.start(ctx, name, listens, nil,
+		pinned(cpu, nginx, "-c", path, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")...)
+}
+
+func (r *Rig) startHAProxy(ctx context.Context) (*testbed.Proc, error) {
+	if err := os.MkdirAll(filepath.Join(r.opt.Dir, "haproxy"), 0o755); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(r.opt.Dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(haproxyConf(r.opt.Dir)), 0o644); err != nil {
+		return nil, err
+	}
+	hap, err := lookPath("haproxy")
+	if err != nil {
+		return nil, err
+	}
+	return r.start(ctx, "haproxy",
+		[]string{addr(ProxyIP, HAProxyHTTPPort), addr(ProxyIP, HAProxyL4Port), addr(ProxyIP, HAProxyBulkPort)}, nil,
+		pinned(r.opt.ProxyCPU, hap, "-f", path, "-db")...)
+}
+
+// start runs argv and waits until every address in listens accepts.
+func (r *Rig) start(ctx context.Context, name string, listens, env []string, argv ...string) (*testbed.Proc, error) {
+	p, err := testbed.StartEnv(name, argv[0], filepath.Join(r.opt.Dir, name+".log"), env, argv[1:]...)
+	if err != nil {
+		return nil, err
+	}
+	r.procs = append(r.procs, p)
+	for _, a := range listens {
+		if err := waitListen(ctx, p, a); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func waitListen(ctx context.Context, p *testbed.Proc, a string) error {
+	return testbed.Poll(ctx, 20*time.Second, p.Name+" listens on "+a, func() bool {
+		select {
+		case <-p.Done():
+			return false
+		default:
+		}
+		c, err := net.DialTimeout("tcp", a, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
+// Pin moves every thread of pid to cpu (threads it starts later inherit
+// it).
+func Pin(pid int, cpu string) error {
+	if cpu == "" {
+		return nil
+	}
+	out, err := exec.Command("taskset", "-a", "-p", "-c", cpu, strconv.Itoa(pid)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("taskset %d: %w: %s", pid, err, out)
+	}
+	return nil
+}
+
+func pinned(cpu string, argv ...string) []string {
+	if cpu == "" {
+		return argv
+	}
+	return append([]string{"taskset", "-c", cpu}, argv...)
+}
+
+func lookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	// root's PATH usually has /usr/sbin, a CI runner's may not.
+	p := filepath.Join("/usr/sbin", name)
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	return "", errors.New(name + " is not installed: run scripts/bench-deps.sh")
+}
+
+func addr(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }
+
+// tree is the process tree of p (nginx's master and its worker).
+func tree(p *testbed.Proc) func() []int {
+	return func() []int { return procTree(p.Pid()) }
+}
