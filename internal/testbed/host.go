@@ -30,6 +30,8 @@ type Host struct {
 	// SidecarEnv is added to the sidecar's environment (benchmarks set
 	// GOMAXPROCS=1).
 	SidecarEnv []string
+	// SidecarArgs are more sidecar flags (benchmarks add --pprof).
+	SidecarArgs []string
 
 	Agent   *Proc
 	Sidecar *Proc
@@ -115,7 +117,7 @@ func (h *Host) StartAgent(ctx context.Context) error {
 // StartSidecar starts the sidecar (it connects to the agent by itself).
 func (h *Host) StartSidecar() error {
 	p, err := StartEnv("sidecar-"+h.IP, filepath.Join(h.Bin, "sidecar"), filepath.Join(h.Dir, "sidecar.log"), h.SidecarEnv,
-		"--agent", h.AgentGRPC(), "--host-ip", h.IP, "--admin", h.AdminAddr())
+		append([]string{"--agent", h.AgentGRPC(), "--host-ip", h.IP, "--admin", h.AdminAddr()}, h.SidecarArgs...)...)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/detourmesh/detour/sidecar/cluster"
+	"github.com/detourmesh/detour/sidecar/coalesce"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
 
@@ -44,15 +45,24 @@ func NewTransports(dial DialFunc, connectTimeout, idle time.Duration) *Transport
 		}
 		return c, nil
 	}
+	// HTTP/2 flushes every frame; coalescing them saves most writes.
+	d2 := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return coalesce.New(c), nil
+	}
 	mk := func(h2 bool) *http.Transport {
-		p := new(http.Protocols)
+		p, dial := new(http.Protocols), d
 		if h2 {
 			p.SetUnencryptedHTTP2(true)
+			dial = d2
 		} else {
 			p.SetHTTP1(true)
 		}
 		return &http.Transport{
-			DialContext: d, Protocols: p, DisableCompression: true,
+			DialContext: dial, Protocols: p, DisableCompression: true,
 			MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, IdleConnTimeout: idle,
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/detourmesh/detour/sidecar/coalesce"
 	"github.com/detourmesh/detour/sidecar/listener"
 )
 
@@ -84,7 +85,8 @@ func (s *Server) ServeConn(c net.Conn) {
 		c.SetReadDeadline(time.Time{})
 		lr.remain = 1<<63 - 1
 		handedOver = true
-		s.h2.ServeConn(bufConn{Conn: c, r: br})
+		// HTTP/2 flushes every frame; coalescing them saves most writes.
+		s.h2.ServeConn(bufConn{Conn: coalesce.New(c), r: br})
 	}()
 }
 

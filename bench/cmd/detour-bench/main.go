@@ -40,6 +40,7 @@ type config struct {
 	loadCPU      string
 	dataPath     bool
 	controlPlane bool
+	hold         bool
 }
 
 func main() {
@@ -63,6 +64,7 @@ func main() {
 	flag.StringVar(&c.loadCPU, "load-cpu", "0", "CPU of the apps and load generators (taskset list; empty: no pinning)")
 	flag.BoolVar(&c.dataPath, "data-path", true, "run the data-path benchmarks")
 	flag.BoolVar(&c.controlPlane, "control-plane", true, "run the control-plane benchmarks (go test -bench)")
+	flag.BoolVar(&c.hold, "hold", false, "start the rig, print its addresses and wait for Ctrl-C (to measure or profile by hand)")
 	flag.Parse()
 	if c.quick {
 		c.reps, c.duration, c.bulkDuration = 1, time.Second, time.Second
@@ -99,6 +101,10 @@ func runAll(ctx context.Context, c config) error {
 		if err != nil {
 			return err
 		}
+		if c.hold {
+			defer r.Close()
+			return hold(ctx, r)
+		}
 		d := &dataPath{cfg: c, self: self}
 		for _, p := range r.Paths() {
 			d.paths = append(d.paths, &pathResult{Path: p})
@@ -126,6 +132,16 @@ func runAll(ctx context.Context, c config) error {
 		b, _ := os.ReadFile(c.out)
 		os.Stdout.Write(b)
 	}
+	return nil
+}
+
+// hold prints where everything is and waits until interrupted.
+func hold(ctx context.Context, r *rig.Rig) error {
+	for _, p := range r.Paths() {
+		fmt.Printf("%-18s http=%s l4=%s bulk=%s grpc=%s\n", p.Name, p.HTTP, p.L4, p.Bulk, p.GRPC)
+	}
+	fmt.Printf("sidecar admin (/stats, /debug/pprof/): A=%s B=%s\nCtrl-C stops everything.\n", r.SidecarAdmin("A"), r.SidecarAdmin("B"))
+	<-ctx.Done()
 	return nil
 }
 

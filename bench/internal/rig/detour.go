@@ -29,6 +29,8 @@ func (r *Rig) startDetour(ctx context.Context, bin string) (one, two Path, err e
 		// The same resources as nginx's one worker: GOMAXPROCS=1, pinned
 		// to the proxies' CPU.
 		h.SidecarEnv = []string{"GOMAXPROCS=1"}
+		// Profiles on the admin address (loopback), for `-hold` sessions.
+		h.SidecarArgs = []string{"--pprof"}
 		r.hosts = append(r.hosts, h)
 		if err := h.StartAgent(ctx); err != nil {
 			return one, two, err
@@ -73,6 +75,7 @@ func (r *Rig) startDetour(ctx context.Context, bin string) (one, two Path, err e
 	}
 	one = Path{Name: "detour single hop", HTTP: ingress["web"], L4: ingress["webtcp"], Bulk: ingress["blob"],
 		GRPC: ingress["greeter"], Proxy: true, ProxyPIDs: func() []int { return []int{b.Sidecar.Pid()} }}
+	r.admin = map[string]string{"A": a.AdminAddr(), "B": b.AdminAddr()}
 	two = Path{Name: "detour two-hop", HTTP: egress["web"], L4: egress["webtcp"], Bulk: egress["blob"],
 		GRPC: egress["greeter"], Proxy: true, ProxyPIDs: func() []int { return []int{a.Sidecar.Pid(), b.Sidecar.Pid()} }}
 	return one, two, nil

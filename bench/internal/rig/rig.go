@@ -42,7 +42,12 @@ type Rig struct {
 	procs []*testbed.Proc
 	hosts []*testbed.Host
 	paths []Path
+	admin map[string]string // host → its sidecar's admin address
 }
+
+// SidecarAdmin is the admin address (/stats, /debug/pprof/) of host A's or
+// B's sidecar.
+func (r *Rig) SidecarAdmin(host string) string { return r.admin[host] }
 
 // Paths are the rig's paths, direct first.
 func (r *Rig) Paths() []Path { return r.paths }
