@@ -29,12 +29,21 @@ type goJob struct {
 
 func goJobs() []*goJob {
 	return []*goJob{
+		{Title: "Registry change → app notified through the agent, per registry", Pkgs: "./naming-agent/e2e", Bench: "Notify",
+			Full: "200x", Quick: "10x",
+			Explain: "An app subscribed through the agent's API to a service whose mesh is off (so the answer carries the real endpoints); another client changes the service's endpoints in the registry; the clock stops when the app's subscription delivers the new answer. `nacos` is the in-repo Nacos **test server**."},
 		{Title: "Registry change → watcher, per adapter", Pkgs: "./registry-adapters/...", Bench: "Propagation",
 			Full: "200x", Quick: "10x",
 			Explain: "Client A registers an endpoint again with a new metadata value; the clock stops when client B's watch returns it (`registrytest.BenchmarkPropagation`). `nacos` is the in-repo Nacos **test server**, not a real Nacos."},
 		{Title: "Sidecar SIGKILL → every subscriber on the real endpoints", Pkgs: "./naming-agent/e2e", Bench: "Fallback",
 			Full: "200x", Quick: "20x",
 			Explain: "A stand-in sidecar process speaking the real control stream is SIGKILLed; the clock stops when all subscribers (gRPC Subscribe streams and HTTP blocking queries) have received the real endpoints. One kill per iteration."},
+		{Title: "Resolve from the agent's cache", Pkgs: "./naming-agent/e2e", Bench: "Resolve",
+			Full: "5000x", Quick: "100x",
+			Explain: "One resolve of an already-subscribed service, answered from the agent's cache, over its HTTP API and its gRPC API, one after another from one client."},
+		{Title: "Scale: one agent, N endpoints (N/10 services × 10), all subscribed", Pkgs: "./naming-agent/e2e", Bench: "Scale",
+			Full: "20x", Quick: "5x", Env: []string{"DETOUR_BENCH_ENDPOINTS=1000,10000,50000,100000"},
+			Explain: "The naming-agent binary as its own process against an etcd server, the registry populated with N/10 services of 10 endpoints each, every service subscribed by the benchmark (the app): time to subscribe them all, the agent's RSS and Go heap, start-up with the registry unreachable until every service resolves from the on-disk cache, start-up with the registry up, resolve p50/p99 over random services, and 1,000 concurrent watchers of one service: time until one change reached all of them. 100,000 endpoints is the issue's 10,000 services × 10."},
 		{Title: "Sidecar micro-benchmarks", Pkgs: "./sidecar/...", Bench: ".", Full: "2s", Quick: "10x", Flags: []string{"-benchmem"},
 			Explain: "In-process: a load-balancer pick, an L4 connection and bulk streaming through the proxy, an HTTP/1.1 request through the L7 path. Allocation counts include the test's own client and app; compare each with its `direct` line."},
 	}

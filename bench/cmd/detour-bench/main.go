@@ -69,9 +69,30 @@ func main() {
 	if c.quick {
 		c.reps, c.duration, c.bulkDuration = 1, time.Second, time.Second
 	}
+	if err := c.validate(); err != nil {
+		exit(err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	exit(runAll(ctx, c))
+}
+
+// validate refuses settings the tools would silently round or misread.
+func (c config) validate() error {
+	if _, err := os.Stat("go.mod"); err != nil {
+		return fmt.Errorf("run from the repository's root (it builds the binaries and reads %s): %w", notesFile, err)
+	}
+	switch {
+	case c.reps < 1:
+		return fmt.Errorf("-reps %d: want at least 1", c.reps)
+	case c.conns < 1:
+		return fmt.Errorf("-conns %d: want at least 1", c.conns)
+	case c.duration < time.Second || c.duration%time.Second != 0:
+		return fmt.Errorf("-duration %v: want whole seconds, at least 1s (wrk takes seconds)", c.duration)
+	case c.bulkDuration < time.Second || c.bulkDuration%time.Second != 0:
+		return fmt.Errorf("-bulk-duration %v: want whole seconds, at least 1s (iperf3 takes seconds)", c.bulkDuration)
+	}
+	return nil
 }
 
 func runAll(ctx context.Context, c config) error {

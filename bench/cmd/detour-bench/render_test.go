@@ -65,3 +65,23 @@ func TestTargets(t *testing.T) {
 		}
 	}
 }
+
+func TestValidate(t *testing.T) {
+	t.Chdir("../../..") // validate wants the repository root
+	good := config{reps: 3, conns: 32, duration: 6 * time.Second, bulkDuration: 4 * time.Second}
+	if err := good.validate(); err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	for name, bad := range map[string]func(*config){
+		"no reps":        func(c *config) { c.reps = 0 },
+		"no conns":       func(c *config) { c.conns = 0 },
+		"half a second":  func(c *config) { c.duration = 1500 * time.Millisecond },
+		"zero bulk time": func(c *config) { c.bulkDuration = 0 },
+	} {
+		c := good
+		bad(&c)
+		if err := c.validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
