@@ -87,12 +87,16 @@ type Agent struct {
 	meshFlag   map[string]bool // run-time overrides of the config's mesh flag
 	sc         sidecarState
 	snap       *sidecarpb.Snapshot // desired data plane, current version
-	snapWake   chan struct{}       // closed when snap changes
+	snapWake   chan struct{}       // closed when snap may have changed
+	snapDirty  bool                // snap must be rebuilt before it is sent
+	snapNext   time.Time           // no rebuild before this (see restFactor)
 	regWake    chan struct{}       // buffered 1: the registrar has work
 	saveWake   chan struct{}       // buffered 1: the cache should be written
 	probeNow   chan struct{}       // buffered 1: probe the sidecar at once
 	regErr     error
 	regSince   time.Time
+	recomputes int // answers computed by updateAnswerLocked, for tests
+	snapBuilds int // snapshots built by currentSnapLocked, for tests
 }
 
 // New builds an agent on reg, loads its data dir (port assignment, mesh
@@ -196,11 +200,23 @@ func (a *Agent) Metrics() *Metrics { return a.metrics }
 // updateLocked is the one recompute step: answers, snapshot, desired
 // registrations and gauges, from the whole state. Call it after every
 // change, with a.mu held.
-func (a *Agent) updateLocked() {
+func (a *Agent) updateLocked() { a.updateSubLocked(nil) }
+
+// updateSubLocked is updateLocked after a change confined to subscription
+// only (its endpoints, or its creation): unless the sidecar's state flips
+// here, no other answer can have changed, so only that one is recomputed.
+// Recomputing every answer on each of N first watch results made
+// subscribing N services O(N²). A nil only recomputes all.
+func (a *Agent) updateSubLocked(only *subscription) {
+	wasUp := a.sc.up
 	a.sc.decide(a.cfg.Sidecar, a.opts.now(), a.onSidecarTransitionLocked)
 	a.updateHealthSourcesLocked()
-	for _, s := range a.subs {
-		a.updateAnswerLocked(s)
+	if only != nil && a.sc.up == wasUp {
+		a.updateAnswerLocked(only)
+	} else {
+		for _, s := range a.subs {
+			a.updateAnswerLocked(s)
+		}
 	}
 	a.updateSnapshotLocked()
 	a.kick(a.regWake)

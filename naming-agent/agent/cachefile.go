@@ -4,6 +4,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -36,8 +37,21 @@ func (a *Agent) cacheLoop() {
 			return
 		case <-a.saveWake:
 		}
+		start := time.Now()
 		if err := a.saveCache(); err != nil {
 			a.log.Warn("endpoint cache not written", zap.Error(err))
+		}
+		// The file holds every service: while changes pour in (thousands
+		// of services subscribing), rewriting it after each would be
+		// O(services²). Resting 3× as long as the write took bounds it to
+		// a quarter of the time; the changes meanwhile go in the next
+		// write, and Close writes the last state.
+		t := time.NewTimer(restFactor * time.Since(start))
+		select {
+		case <-a.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
@@ -63,11 +64,20 @@ func TestRestartWithRegistryDown(t *testing.T) {
 	egress := e.a.Status().Subscriptions[0].EgressPort
 	e.stop()
 
-	e.srv.SetDown(true)
+	// Silent, as a partition is before any timeout fired. The cache
+	// answers at once, not after initial_wait: were the agent to wait for
+	// the registry first, this resolve would last until its context ended.
+	e.srv.SetSilent(true)
+	e.cfg.API.InitialWait = time.Hour
 	e.start()
-	ans, err := e.a.Resolve(context.Background(), "svc")
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	ans, err := e.a.Resolve(ctx, "svc")
 	if err != nil || !slices.Equal(addrs(ans.Endpoints), realAddrs) {
 		t.Fatalf("Resolve after restart with the registry down = %+v, %v", ans, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the cached answer came only when the resolve's context ended")
 	}
 	sub := e.a.Status().Subscriptions[0]
 	if !sub.FromCache || sub.EgressPort != egress {
@@ -77,7 +87,7 @@ func TestRestartWithRegistryDown(t *testing.T) {
 	if err != nil || again.IngressPort != pub.IngressPort {
 		t.Errorf("ingress after restart = %d, %v; want %d", again.IngressPort, err, pub.IngressPort)
 	}
-	e.srv.SetDown(false)
+	e.srv.SetSilent(false)
 	e.registered("mine", "publication made once the registry is back", func(eps []registry.Endpoint) bool { return len(eps) == 1 })
 	registryWaitStatus(t, e, func() bool { return !e.a.Status().Subscriptions[0].FromCache })
 }

@@ -172,7 +172,19 @@ func (s *SidecarSession) Next(ctx context.Context) (*sidecarpb.Snapshot, error) 
 			a.mu.Unlock()
 			return nil, ErrReplaced
 		}
-		if snap := a.snap; snap.Version != s.lastSent {
+		snap, calm := a.currentSnapLocked()
+		if calm > 0 {
+			a.mu.Unlock()
+			t := time.NewTimer(calm)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		if snap.Version != s.lastSent {
 			s.lastSent = snap.Version
 			a.sc.sent[snap.Version] = snap
 			a.sc.sentVersion = snap.Version

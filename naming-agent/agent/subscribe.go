@@ -50,6 +50,7 @@ func (a *Agent) subscribeLocked(service string) *subscription {
 // updateAnswerLocked recomputes s's answer and, when it changed, bumps
 // the revision and wakes every waiter.
 func (a *Agent) updateAnswerLocked(s *subscription) {
+	a.recomputes++
 	ans := a.computeAnswerLocked(s)
 	if ans.sameContent(s.answer) {
 		return
@@ -121,7 +122,7 @@ func (a *Agent) watchUpdate(service string, eps []registry.Endpoint) {
 	s.eps, s.known, s.fromCache, s.err = eps, true, false, nil
 	a.firstLocked(s)
 	a.setRegistryErrLocked(nil)
-	a.updateLocked()
+	a.updateSubLocked(s)
 	if !wasKnown {
 		// Streams waiting for anything to be known wake even when the
 		// first set is empty, which leaves the answer as it was.
@@ -155,9 +156,10 @@ func (a *Agent) firstLocked(s *subscription) {
 }
 
 // Resolve returns the current answer for service, subscribing the host to
-// it. The first resolve of a service waits up to api.initial_wait for the
-// registry. It fails with ErrUnavailable only when nothing at all is known
-// of the service (registry unreachable, nothing cached).
+// it. The first resolve of a service nothing is known of (not even from
+// the cache) waits up to api.initial_wait for the registry. It fails with
+// ErrUnavailable only when nothing at all is known of the service
+// (registry unreachable, nothing cached).
 func (a *Agent) Resolve(ctx context.Context, service string) (Answer, error) {
 	return a.Wait(ctx, service, 0)
 }
@@ -178,17 +180,23 @@ func (a *Agent) Wait(ctx context.Context, service string, revision uint64) (Answ
 	_, existed := a.subs[service]
 	s := a.subscribeLocked(service)
 	if !existed {
-		a.updateLocked()
+		a.updateSubLocked(s)
 	}
-	first := s.first
+	first, known := s.first, s.known
 	a.mu.Unlock()
 
-	t := time.NewTimer(a.cfg.API.InitialWait)
-	defer t.Stop()
-	select {
-	case <-first:
-	case <-t.C:
-	case <-ctx.Done():
+	// Something known (from the cache, at start) is answered at once: an
+	// agent started with the registry down must not stall its apps for
+	// initial_wait per service. The registry's answer follows to anyone
+	// subscribed.
+	if !known {
+		t := time.NewTimer(a.cfg.API.InitialWait)
+		select {
+		case <-first:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
 
 	a.mu.Lock()

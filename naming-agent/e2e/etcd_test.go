@@ -24,7 +24,7 @@ func freePort(t testing.TB) int {
 
 // startEtcd starts an embedded etcd server (the same one the agent
 // embeds by default) as the registry every host shares.
-func startEtcd(t *testing.T, dir string, clientPort, peerPort int) *embedded.Server {
+func startEtcd(t testing.TB, dir string, clientPort, peerPort int) *embedded.Server {
 	t.Helper()
 	cfg := embedded.Default()
 	cfg.DataDir = dir
@@ -39,7 +39,7 @@ func startEtcd(t *testing.T, dir string, clientPort, peerPort int) *embedded.Ser
 	return srv
 }
 
-func etcdClient(t *testing.T, endpoints []string) registry.Registry {
+func etcdClient(t testing.TB, endpoints []string) registry.Registry {
 	t.Helper()
 	cfg := etcd.Default()
 	cfg.Endpoints = endpoints

@@ -11,7 +11,7 @@ import (
 
 const zkHow = "start one with `bash scripts/zookeeper.sh start DIR` and export the DETOUR_ZK_ADDR it prints"
 
-func zkClient(t *testing.T, addr string) registry.Registry {
+func zkClient(t testing.TB, addr string) registry.Registry {
 	t.Helper()
 	cfg := zookeeper.Default()
 	cfg.Servers = []string{addr}

@@ -2,6 +2,7 @@ package registrytest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,6 +21,7 @@ type FakeServer struct {
 	entries  map[string]map[string]fakeEntry // service -> addr -> entry
 	bad      map[string]map[string]bool      // service -> raw keys that cannot be parsed
 	down     bool
+	silent   bool          // down, and watches hear nothing (no error either)
 	changed  chan struct{} // closed and replaced on every change
 	clients  map[*Fake]struct{}
 	nextBad  int
@@ -64,6 +66,18 @@ func (s *FakeServer) SetDown(down bool) {
 		s.restores = nil
 	}
 	s.notifyLocked()
+}
+
+// SetSilent makes the server unreachable as a partition that drops
+// packets is: watches report nothing at all, not even an error, until it
+// is reachable again (calls fail with ErrUnavailable, as after their
+// timeout). It is how an agent sees a registry down before any timeout
+// fired.
+func (s *FakeServer) SetSilent(silent bool) {
+	s.mu.Lock()
+	s.silent = silent
+	s.mu.Unlock()
+	s.SetDown(silent)
 }
 
 // ExpireSession drops c's session: its entries vanish, and c writes them
@@ -137,6 +151,9 @@ func (s *FakeServer) putLocked(ep registry.Endpoint, owner *Fake) {
 func (s *FakeServer) read(service string) ([]registry.Endpoint, []string, <-chan struct{}, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.silent {
+		return nil, nil, s.changed, errSilent
+	}
 	if s.down {
 		return nil, nil, s.changed, fmt.Errorf("fake: %w", registry.ErrUnavailable)
 	}
@@ -149,6 +166,9 @@ func (s *FakeServer) read(service string) ([]registry.Endpoint, []string, <-chan
 	registry.Sort(eps)
 	return eps, slices.Sorted(maps.Keys(s.bad[service])), s.changed, nil
 }
+
+// errSilent: a watch hears nothing while the server is silent.
+var errSilent = errors.New("fake: silent")
 
 type key struct{ service, addr string }
 
@@ -220,6 +240,9 @@ func (c *Fake) List(ctx context.Context, service string) ([]registry.Endpoint, e
 		return nil, fmt.Errorf("fake: list: %w", err)
 	}
 	eps, bad, _, err := c.srv.read(service)
+	if errors.Is(err, errSilent) {
+		return nil, fmt.Errorf("fake: list: %w", registry.ErrUnavailable)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ func (w *fakeWatcher) Next(ctx context.Context) ([]registry.Endpoint, error) {
 		}
 		eps, bad, changed, err := w.c.srv.read(w.service)
 		switch {
+		case errors.Is(err, errSilent):
 		case errors.Is(err, registry.ErrUnavailable):
 			if !w.wasDown {
 				w.wasDown = true

@@ -46,6 +46,13 @@ type Allocator struct {
 	cfg      Config
 	mu       sync.Mutex
 	assigned map[string]map[string]int // pool -> key -> port
+	// used mirrors assigned (pool -> port), so finding a free port is
+	// not a scan of every assignment per candidate: that made assigning
+	// the k-th port O(k²), and 10,000 subscriptions took minutes.
+	used map[string]map[int]bool
+	// journaled counts assignments in the journal, not yet in the file.
+	journaled int
+	next      map[string]int // pool -> where the search for a free port starts
 }
 
 type fileFormat struct {
@@ -60,16 +67,29 @@ func Open(cfg Config) (*Allocator, error) {
 	if cfg.Warn == nil {
 		cfg.Warn = func(error) {}
 	}
-	a := &Allocator{cfg: cfg, assigned: map[string]map[string]int{}}
+	a := &Allocator{cfg: cfg, assigned: map[string]map[string]int{}, used: map[string]map[int]bool{}, next: map[string]int{}}
 	for pool := range cfg.Ranges {
 		a.assigned[pool] = map[string]int{}
+		a.used[pool] = map[int]bool{}
 	}
+	if err := a.loadFile(); err != nil {
+		return nil, err
+	}
+	if err := a.replayJournal(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// loadFile loads the file, if there is one; a corrupt one is moved aside.
+func (a *Allocator) loadFile() error {
+	cfg := a.cfg
 	b, err := os.ReadFile(cfg.Path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return a, nil
+		return nil
 	case err != nil:
-		return nil, fmt.Errorf("portalloc: %w", err)
+		return fmt.Errorf("portalloc: %w", err)
 	}
 	var f fileFormat
 	if err := json.Unmarshal(b, &f); err != nil || f.Version != 1 {
@@ -78,26 +98,38 @@ func Open(cfg Config) (*Allocator, error) {
 		}
 		cfg.Warn(fmt.Errorf("portalloc: %s is corrupt, moved to %s.corrupt, starting with no assignment: %w", cfg.Path, cfg.Path, err))
 		if rerr := os.Rename(cfg.Path, cfg.Path+".corrupt"); rerr != nil {
-			return nil, fmt.Errorf("portalloc: move corrupt file aside: %w", rerr)
+			return fmt.Errorf("portalloc: move corrupt file aside: %w", rerr)
 		}
-		return a, nil
+		return nil
 	}
 	for pool, keys := range f.Pools {
-		r, ok := cfg.Ranges[pool]
 		for key, port := range keys {
-			switch {
-			case !ok:
-				cfg.Warn(fmt.Errorf("portalloc: pool %q no longer configured: dropping %s=%d", pool, key, port))
-			case port < r.From || port > r.To:
-				cfg.Warn(fmt.Errorf("portalloc: %s port %d of %q outside %d-%d: dropped, a new one will be assigned", pool, port, key, r.From, r.To))
-			case a.usedLocked(pool, port):
-				cfg.Warn(fmt.Errorf("portalloc: %s port %d assigned twice in %s: dropping %q", pool, port, cfg.Path, key))
-			default:
-				a.assigned[pool][key] = port
-			}
+			a.loadLocked(pool, key, port, cfg.Path)
 		}
 	}
-	return a, nil
+	return nil
+}
+
+// loadLocked takes one assignment read from a file, unless it is out of
+// its range or its port is already someone else's.
+func (a *Allocator) loadLocked(pool, key string, port int, from string) {
+	r, ok := a.cfg.Ranges[pool]
+	switch {
+	case !ok:
+		a.cfg.Warn(fmt.Errorf("portalloc: pool %q no longer configured: dropping %s=%d", pool, key, port))
+	case port < r.From || port > r.To:
+		a.cfg.Warn(fmt.Errorf("portalloc: %s port %d of %q outside %d-%d: dropped, a new one will be assigned", pool, port, key, r.From, r.To))
+	case a.assigned[pool][key] == port:
+		// Already known: the journal repeats what a compaction wrote.
+	case a.usedLocked(pool, port):
+		a.cfg.Warn(fmt.Errorf("portalloc: %s port %d assigned twice in %s: dropping %q", pool, port, from, key))
+	default:
+		if old, ok := a.assigned[pool][key]; ok {
+			delete(a.used[pool], old)
+		}
+		a.assigned[pool][key] = port
+		a.used[pool][port] = true
+	}
 }
 
 // Get returns the port assigned to key in pool, if any.
@@ -108,8 +140,8 @@ func (a *Allocator) Get(pool, key string) (int, bool) {
 	return p, ok
 }
 
-// Assign returns key's port in pool, assigning and persisting a new one
-// when key has none. The error wraps ErrExhausted when no port is left, or
+// Assign returns key's port in pool, assigning and persisting (in the
+// journal, see journal.go) a new one when key has none. The error wraps ErrExhausted when no port is left, or
 // is the failure to write the file (then nothing is assigned).
 func (a *Allocator) Assign(pool, key string) (int, error) {
 	a.mu.Lock()
@@ -121,15 +153,25 @@ func (a *Allocator) Assign(pool, key string) (int, error) {
 	if p, ok := a.assigned[pool][key]; ok {
 		return p, nil
 	}
-	for port := r.From; port <= r.To; port++ {
+	// Search on from the last port handed out, wrapping around: from the
+	// range's start each time, the k-th assignment stepped over k-1 taken
+	// ports.
+	size, start := r.To-r.From+1, a.next[pool]
+	if start < r.From || start > r.To {
+		start = r.From
+	}
+	for i := range size {
+		port := r.From + (start-r.From+i)%size
 		if a.usedLocked(pool, port) || (a.cfg.Free != nil && !a.cfg.Free(pool, port)) {
 			continue
 		}
-		a.assigned[pool][key] = port
-		if err := a.saveLocked(); err != nil {
-			delete(a.assigned[pool], key)
+		if err := a.appendLocked(pool, key, port); err != nil {
 			return 0, err
 		}
+		a.assigned[pool][key] = port
+		a.used[pool][port] = true
+		a.next[pool] = port + 1
+		a.compactLocked()
 		return port, nil
 	}
 	return 0, fmt.Errorf("portalloc: %s port for %q: %w (%d-%d)", pool, key, ErrExhausted, r.From, r.To)
@@ -142,14 +184,7 @@ func (a *Allocator) All(pool string) map[string]int {
 	return maps.Clone(a.assigned[pool])
 }
 
-func (a *Allocator) usedLocked(pool string, port int) bool {
-	for _, p := range a.assigned[pool] {
-		if p == port {
-			return true
-		}
-	}
-	return false
-}
+func (a *Allocator) usedLocked(pool string, port int) bool { return a.used[pool][port] }
 
 func (a *Allocator) saveLocked() error {
 	b, err := json.MarshalIndent(fileFormat{Version: 1, Pools: a.assigned}, "", "  ")

@@ -149,3 +149,33 @@ func TestUnwritableDirFailsCleanly(t *testing.T) {
 		t.Error("assignment kept although it was not saved")
 	}
 }
+
+// TestUsedPortsTracked: ports loaded from the file or lost to a failed
+// write are (not) skipped by the next Assign, as the O(1) index says.
+func TestUsedPortsTracked(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "ports.json")
+	a, _ := open(t, path, nil)
+	for _, k := range []string{"s1", "s2"} {
+		if _, err := a.Assign("egress", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := open(t, path, nil)
+	if p, _ := b.Assign("egress", "s3"); p != 30002 {
+		t.Fatalf("after reload s3 = %d, want 30002 (30000-30001 loaded)", p)
+	}
+	os.RemoveAll(dir)
+	if _, err := b.Assign("egress", "s4"); err == nil {
+		t.Fatal("Assign with an unwritable file succeeded")
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := b.Assign("egress", "s5"); p != 30003 {
+		t.Fatalf("s5 = %d, want 30003 (s4's failed assignment left it free)", p)
+	}
+}
