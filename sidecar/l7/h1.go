@@ -18,9 +18,12 @@ import (
 
 // H1 is the HTTP/1.1 fast path: one goroutine per client connection
 // reads a request, forwards it on a pooled upstream connection and
-// copies the answer back, with the standard library's parsers
-// (http.ReadRequest, Request.Write, http.ReadResponse, Response.Write)
-// and none of the server's or transport's goroutine hand-offs.
+// copies the answer back, with none of the server's or transport's
+// goroutine hand-offs. The common request (no body) and answer (a
+// Content-Length body) are parsed from the buffer (reqhead.go,
+// resphead.go) and the common heads written straight into it (wire.go);
+// everything else goes through net/http's parsers and writers. Each head
+// and a small body leave in one write.
 //
 // Egress (Cluster set) balances each request, retries connect failures
 // and retriable statuses on another endpoint within the budget, and
@@ -74,6 +77,11 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 		c.SetReadDeadline(time.Time{})
 		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
 	}
+	var scratch reqScratch // a request lives until the next is read
+	var remote string      // formatted once per connection, not per request
+	if addr, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		remote = addr.String()
+	}
 	for {
 		state.Store(stateIdle)
 		if draining() {
@@ -86,7 +94,10 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 			return
 		}
 		lr.remain = maxHeaderBytes
-		req, err := http.ReadRequest(br)
+		req, err := readRequestHead(br, &scratch)
+		if req == nil && err == nil {
+			req, err = http.ReadRequest(br)
+		}
 		state.Store(stateActive)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
@@ -95,10 +106,13 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 			return
 		}
 		lr.remain = 1<<63 - 1
-		c.SetReadDeadline(time.Time{})
-		if addr, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-			req.RemoteAddr = addr.String()
+		if req.ContentLength != 0 {
+			// A body is read from c: the idle deadline must not cut it. With
+			// none, only gone() reads c, under its own deadline; the next
+			// loop sets the idle one again anyway.
+			c.SetReadDeadline(time.Time{})
 		}
+		req.RemoteAddr = remote
 		if !h.handle(req, bw, gone) {
 			return
 		}
@@ -154,8 +168,8 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool) bool 
 		writeError(bw, http.StatusServiceUnavailable, "sidecar: too many requests in flight")
 		return keep && !unread
 	}
-	if req.Header.Get("Expect") == "100-continue" {
-		req.Header.Del("Expect")
+	if e := req.Header["Expect"]; len(e) > 0 && e[0] == "100-continue" {
+		delete(req.Header, "Expect")
 		bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 		bw.Flush()
 	}
@@ -258,8 +272,15 @@ func (h *H1) roundTrip(addr string, req *http.Request, body []byte, replayable b
 		if h.RequestTimeout > 0 {
 			deadline = time.Now().Add(h.RequestTimeout)
 		}
-		uc.SetDeadline(deadline)
-		err = req.Write(uc.w)
+		if !deadline.IsZero() || uc.timed { // each SetDeadline updates a runtime timer
+			uc.SetDeadline(deadline)
+			uc.timed = !deadline.IsZero()
+		}
+		if fastRequest(req) {
+			err = writeRequest(uc.w, req)
+		} else {
+			err = req.Write(uc.w)
+		}
 		if err == nil {
 			err = uc.w.Flush()
 		}
@@ -268,7 +289,9 @@ func (h *H1) roundTrip(addr string, req *http.Request, body []byte, replayable b
 		}
 		var resp *http.Response
 		if err == nil {
-			resp, err = http.ReadResponse(uc.r, req)
+			if resp = readHead(uc, req); resp == nil {
+				resp, err = http.ReadResponse(uc.r, req)
+			}
 			for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 				resp, err = http.ReadResponse(uc.r, req) // 1xx informational: skipped
 			}
@@ -286,7 +309,10 @@ func (h *H1) roundTrip(addr string, req *http.Request, body []byte, replayable b
 			}
 			return nil, nil, stats.Other, err
 		}
-		uc.SetDeadline(time.Time{})
+		if uc.timed {
+			uc.SetDeadline(time.Time{})
+			uc.timed = false
+		}
 		return resp, uc, 0, nil
 	}
 }
@@ -328,7 +354,7 @@ func (h *H1) respond(resp *http.Response, uc *upConn, addr string, keep bool, bw
 	upKeep := !resp.Close
 	for _, k := range hopHeaders {
 		if k != "Trailer" {
-			resp.Header.Del(k)
+			delete(resp.Header, k) // hopHeaders are canonical
 		}
 	}
 	untilClose := resp.ContentLength < 0 && !(len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked")
@@ -337,12 +363,19 @@ func (h *H1) respond(resp *http.Response, uc *upConn, addr string, keep bool, bw
 	if resp.ContentLength < 0 {
 		w = flushWriter{bw}
 	}
-	cw := &countWriter{w: w}
-	err := resp.Write(cw)
+	var n int64
+	var err error
+	if fastResponse(resp) {
+		n, err = writeResponse(bw, resp)
+	} else {
+		cw := &countWriter{w: w}
+		err = resp.Write(cw)
+		n = cw.n
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
-	h.Listener.BytesOut.Add(uint64(cw.n))
+	h.Listener.BytesOut.Add(uint64(n))
 	if err == nil && upKeep {
 		h.pool.put(addr, uc)
 	} else {

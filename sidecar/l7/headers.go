@@ -30,22 +30,22 @@ func outHeaders(h http.Header, r *http.Request) {
 		}
 	}
 	for _, k := range hopHeaders {
-		h.Del(k)
+		delete(h, k) // canonical already: no Del, which canonicalises
 	}
 	if trailers {
-		h.Set("Te", "trailers")
+		h["Te"] = []string{"trailers"}
 	}
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior := h.Get("X-Forwarded-For"); prior != "" {
+		if prior := first(h, "X-Forwarded-For"); prior != "" {
 			ip = prior + ", " + ip
 		}
-		h.Set("X-Forwarded-For", ip)
+		h["X-Forwarded-For"] = []string{ip}
 	}
-	if h.Get("X-Forwarded-Proto") == "" {
-		h.Set("X-Forwarded-Proto", "http")
+	if first(h, "X-Forwarded-Proto") == "" {
+		h["X-Forwarded-Proto"] = []string{"http"}
 	}
-	if h.Get("X-Forwarded-Host") == "" && r.Host != "" {
-		h.Set("X-Forwarded-Host", r.Host)
+	if first(h, "X-Forwarded-Host") == "" && r.Host != "" {
+		h["X-Forwarded-Host"] = []string{r.Host}
 	}
 }
 
@@ -62,4 +62,12 @@ func copyResponseHeaders(dst, src http.Header) {
 	for _, k := range hopHeaders {
 		dst.Del(k)
 	}
+}
+
+// first is Header.Get for a canonical key.
+func first(h http.Header, k string) string {
+	if v := h[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }

@@ -15,6 +15,8 @@ type upConn struct {
 	w        *bufio.Writer
 	lastUsed time.Time
 	reused   bool
+	timed    bool       // a deadline may be set on the connection
+	body     lengthBody // the current answer's body (readHead)
 }
 
 // connPool keeps idle upstream connections per address (LIFO, so the
