@@ -61,6 +61,9 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 			r.Close()
 		}
 	}()
+	if err := preflight(); err != nil {
+		return nil, err
+	}
 	bin := filepath.Join(o.Dir, "bin")
 	if err := testbed.Build(ctx, bin,
 		"github.com/detourmesh/detour/naming-agent/cmd/naming-agent",
@@ -154,6 +157,29 @@ func (r *Rig) startHAProxy(ctx context.Context) (*testbed.Proc, error) {
 	return r.start(ctx, "haproxy",
 		[]string{addr(ProxyIP, HAProxyHTTPPort), addr(ProxyIP, HAProxyL4Port), addr(ProxyIP, HAProxyBulkPort)}, nil,
 		pinned(r.opt.ProxyCPU, hap, "-f", path, "-db")...)
+}
+
+// preflight fails when one of the rig's fixed addresses is taken: a rig
+// still running (another detour-bench, a -hold session) would otherwise
+// answer in place of the one being started.
+func preflight() error {
+	addrs := []string{addr(ServerIP, HTTPOriginPort), addr(ServerIP, BulkOriginPort), addr(ServerIP, GRPCOriginPort),
+		addr(ProxyIP, NginxHTTPPort), addr(ProxyIP, NginxL4Port), addr(ProxyIP, NginxBulkPort),
+		addr(ProxyIP, HAProxyHTTPPort), addr(ProxyIP, HAProxyL4Port), addr(ProxyIP, HAProxyBulkPort),
+		addr(ServerIP, testbed.EtcdPort), addr(ServerIP, testbed.EtcdPort+1)}
+	for _, ip := range []string{ClientIP, ServerIP} {
+		for _, p := range []int{testbed.AgentHTTPPort, testbed.AgentGRPCPort, testbed.AdminPort, testbed.HealthPort} {
+			addrs = append(addrs, addr(ip, p))
+		}
+	}
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("%s is taken (another detour-bench or -hold still running?): %w", a, err)
+		}
+		l.Close()
+	}
+	return nil
 }
 
 // start runs argv and waits until every address in listens accepts.
