@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"runtime"
 	"slices"
 	"strings"
@@ -216,12 +217,22 @@ func goBenchTable(bs []report.Bench) string {
 			}
 		}
 	}
+	// Benchmarks of the same name in several packages (one per registry
+	// adapter) are told apart by their package.
+	pkgs := map[string]bool{}
+	for _, b := range bs {
+		pkgs[b.Pkg] = true
+	}
 	t := report.Table{Head: append([]string{"benchmark", "iterations"}, units...)}
 	for _, b := range bs {
-		row := []string{b.Name, fmt.Sprint(b.N)}
+		name := b.Name
+		if len(pkgs) > 1 {
+			name = path.Base(b.Pkg) + ": " + name
+		}
+		row := []string{name, fmt.Sprint(b.N)}
 		for _, u := range units {
 			if v, ok := b.Get(u); ok {
-				row = append(row, fmt.Sprintf("%.4g", v))
+				row = append(row, num(v))
 			} else {
 				row = append(row, "")
 			}
@@ -229,6 +240,15 @@ func goBenchTable(bs []report.Bench) string {
 		t.Add(row...)
 	}
 	return t.String()
+}
+
+// num formats a benchmark value: four significant digits, but never in
+// exponent form.
+func num(v float64) string {
+	if v >= 1e4 || v <= -1e4 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.4g", v)
 }
 
 func machine() string {

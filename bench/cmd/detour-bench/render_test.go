@@ -85,3 +85,24 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestGoBenchTableNamesPackages(t *testing.T) {
+	bs, err := report.ParseGoBench("pkg: x/registry-adapters/etcd\nBenchmarkPropagation-2 200 0.5 p50-ms\npkg: x/registry-adapters/zookeeper\nBenchmarkPropagation-2 200 0.9 p50-ms\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := goBenchTable(bs)
+	for _, want := range []string{"| etcd: Propagation | 200 | 0.5 |", "| zookeeper: Propagation | 200 | 0.9 |"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestNum(t *testing.T) {
+	for v, want := range map[float64]string{90590: "90590", 1e4: "10000", 12.345: "12.35", 0.04504: "0.04504", 31143032: "31143032"} {
+		if got := num(v); got != want {
+			t.Errorf("num(%v) = %q, want %q", v, got, want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 // Bench is one line of `go test -bench` output.
 type Bench struct {
+	Pkg     string // the import path go test printed before it ("pkg: ...")
 	Name    string // without the "Benchmark" prefix and the -GOMAXPROCS suffix
 	N       int64
 	Metrics []Metric // in the order printed
@@ -36,9 +37,14 @@ func (b Bench) Get(unit string) (float64, bool) {
 // ignores everything else (PASS, ok, log lines).
 func ParseGoBench(out string) ([]Bench, error) {
 	var res []Bench
+	var pkg string
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
+		if p, ok := strings.CutPrefix(sc.Text(), "pkg: "); ok {
+			pkg = strings.TrimSpace(p)
+			continue
+		}
 		f := strings.Fields(sc.Text())
 		if len(f) < 2 || !strings.HasPrefix(f[0], "Benchmark") {
 			continue
@@ -50,7 +56,7 @@ func ParseGoBench(out string) ([]Bench, error) {
 		if len(f)%2 != 0 {
 			return nil, fmt.Errorf("benchmark line %q: values and units do not pair", sc.Text())
 		}
-		b := Bench{Name: trimProcs(strings.TrimPrefix(f[0], "Benchmark")), N: n}
+		b := Bench{Pkg: pkg, Name: trimProcs(strings.TrimPrefix(f[0], "Benchmark")), N: n}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {

@@ -21,7 +21,7 @@ func TestParseGoBench(t *testing.T) {
 	if len(bs) != 2 {
 		t.Fatalf("got %d benchmarks, want 2: %+v", len(bs), bs)
 	}
-	if bs[0].Name != "Fallback" || bs[0].N != 200 {
+	if bs[0].Name != "Fallback" || bs[0].N != 200 || bs[0].Pkg != "github.com/detourmesh/detour/naming-agent/e2e" {
 		t.Fatalf("first = %+v", bs[0])
 	}
 	if v, ok := bs[0].Get("p99-ms"); !ok || v != 12.5 {
