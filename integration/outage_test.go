@@ -1,8 +1,12 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +41,11 @@ func registryOutage(t *testing.T, be *backend) {
 	eventually(t, 20*time.Second, "B's instance in the registry", published)
 
 	// C restarted with the registry out of reach: answered from its cache.
+	// The agent writes its cache just after it learns something; a kill
+	// before that write would test the kill's timing, not the cache.
+	eventually(t, 20*time.Second, "C's endpoint cache holds the instance", func() bool {
+		return cachedAddrs(c.Dir, "echo") == appAddr
+	})
 	be.net.Cut()
 	cut := time.Now()
 	if err := c.Agent.Kill(); err != nil {
@@ -81,4 +90,28 @@ func registryOutage(t *testing.T, be *backend) {
 	eventually(t, 30*time.Second, "B's publication back after the etcd restart", published)
 	t.Logf("figure: etcd restarted -> B's publication present %v after the restart began", time.Since(restarted).Round(100*time.Millisecond))
 	c.waitAnswer("echo", "the instance after the etcd restart", realAnswer)
+}
+
+// cachedAddrs reads the addresses a host's agent has in its endpoint
+// cache file for service, comma-separated.
+func cachedAddrs(hostDir, service string) string {
+	b, err := os.ReadFile(filepath.Join(hostDir, "data", "endpoints.json"))
+	if err != nil {
+		return ""
+	}
+	var f struct {
+		Services map[string]struct {
+			Endpoints []struct {
+				Addr string `json:"addr"`
+			} `json:"endpoints"`
+		} `json:"services"`
+	}
+	if json.Unmarshal(b, &f) != nil {
+		return ""
+	}
+	var addrs []string
+	for _, ep := range f.Services[service].Endpoints {
+		addrs = append(addrs, ep.Addr)
+	}
+	return strings.Join(addrs, ",")
 }

@@ -190,7 +190,8 @@ func (a *Agent) Close() error {
 	a.mu.Unlock()
 	a.cancel()
 	a.wg.Wait()
-	return a.saveCache()
+	_, err := a.saveCache()
+	return err
 }
 
 // Metrics returns the agent's metrics (its Prometheus registry is

@@ -38,14 +38,20 @@ func (a *Agent) cacheLoop() {
 		case <-a.saveWake:
 		}
 		start := time.Now()
-		if err := a.saveCache(); err != nil {
+		n, err := a.saveCache()
+		if err != nil {
 			a.log.Warn("endpoint cache not written", zap.Error(err))
 		}
 		// The file holds every service: while changes pour in (thousands
 		// of services subscribing), rewriting it after each would be
-		// O(services²). Resting 3× as long as the write took bounds it to
-		// a quarter of the time; the changes meanwhile go in the next
-		// write, and Close writes the last state.
+		// O(services²). With many services, resting 3× as long as the
+		// write took bounds it to a quarter of the time; the changes
+		// meanwhile go in the next write, and Close writes the last
+		// state. A small cache is written at once every time, so what an
+		// agent just learned is on disk should it be killed right after.
+		if n < restMinServices {
+			continue
+		}
 		t := time.NewTimer(restFactor * time.Since(start))
 		select {
 		case <-a.ctx.Done():
@@ -56,7 +62,12 @@ func (a *Agent) cacheLoop() {
 	}
 }
 
-func (a *Agent) saveCache() error {
+// restMinServices is the cache size from which its writes rest.
+const restMinServices = 1000
+
+// saveCache writes the endpoint cache and returns how many services it
+// holds.
+func (a *Agent) saveCache() (int, error) {
 	a.mu.Lock()
 	entries := map[string]cache.Entry{}
 	now := a.opts.now().UTC()
@@ -66,5 +77,5 @@ func (a *Agent) saveCache() error {
 		}
 	}
 	a.mu.Unlock()
-	return cache.Save(a.cachePath(), entries)
+	return len(entries), cache.Save(a.cachePath(), entries)
 }
