@@ -11,5 +11,5 @@ bash scripts/with-servers.sh bash -c '
   go test -race -count=1 -timeout 25m ./...
   echo "== quick benchmarks (the full ones: make bench) =="
   go test -run "^\$" -bench . -benchtime 10x -count=1 -timeout 10m ./...
-  go run ./bench/cmd/detour-bench -quick -control-plane=false
+  go run ./bench/cmd/detour-bench -quick # the data path beside nginx and haproxy, and the report
 '
