@@ -75,7 +75,14 @@ func BenchmarkScale(b *testing.B) {
 				fx = nil
 			}
 			if fx == nil {
-				fx = &scaleFixture{n: n, services: n / scaleEndpointsPerSvc, bin: bin, dir: b.TempDir()}
+				// Not b.TempDir: the fixture outlives this sub-benchmark's
+				// cleanup, and its agent writes into the directory until
+				// fx.close, which removes it.
+				dir, err := os.MkdirTemp("", "detour-scale-")
+				if err != nil {
+					b.Fatal(err)
+				}
+				fx = &scaleFixture{n: n, services: n / scaleEndpointsPerSvc, bin: bin, dir: dir}
 				if err := fx.setUp(); err != nil {
 					b.Fatalf("N=%d: %v (agent log: %s)", n, err, fx.agentLog())
 				}

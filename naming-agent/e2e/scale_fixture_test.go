@@ -154,6 +154,7 @@ func (fx *scaleFixture) close() {
 	if fx.etcd != nil {
 		fx.etcd.Close()
 	}
+	os.RemoveAll(fx.dir)
 }
 
 func freePortErr() (int, error) {
