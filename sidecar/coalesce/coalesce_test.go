@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,11 +116,13 @@ func TestWriteErrorIsReturnedLater(t *testing.T) {
 	w, r := pair(t)
 	r.Close()
 	w.Conn.(*net.TCPConn).CloseWrite()
+	// Write only queues: the flusher's failed write surfaces in a later
+	// Write (which blocks once maxPending is queued, so this loop waits
+	// on the flusher rather than spinning).
 	var err error
-	deadline := time.Now().Add(5 * time.Second)
-	for err == nil && time.Now().Before(deadline) {
-		_, err = w.Write(make([]byte, 1024))
-		time.Sleep(time.Millisecond)
+	chunk := make([]byte, 1024)
+	for deadline := time.Now().Add(5 * time.Second); err == nil && time.Now().Before(deadline); {
+		_, err = w.Write(chunk)
 	}
 	if err == nil {
 		t.Fatal("writes to a closed peer never failed")
@@ -130,10 +134,13 @@ func TestWriteErrorIsReturnedLater(t *testing.T) {
 }
 
 func TestBoundedBufferPushesBack(t *testing.T) {
-	w, r := pair(t)
-	defer r.Close()
-	// The peer does not read: the kernel buffers fill, then ours, then
-	// Write must block rather than grow without bound.
+	// net.Pipe has no kernel buffer: the flusher's first write blocks
+	// until the peer reads, and the peer reads nothing. Then ours fills,
+	// and Write must block rather than grow without bound.
+	c, peer := net.Pipe()
+	defer peer.Close()
+	w := New(c)
+	var writes atomic.Int64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -142,14 +149,28 @@ func TestBoundedBufferPushesBack(t *testing.T) {
 			if _, err := w.Write(chunk); err != nil {
 				return
 			}
+			writes.Add(1)
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
-	w.mu.Lock()
-	pending := len(w.buf)
-	w.mu.Unlock()
-	if pending > maxPending+64<<10 {
-		t.Fatalf("%d bytes pending, bound %d", pending, maxPending)
+	pending := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.buf)
+	}
+	// Full: either the buffer holds maxPending, or the flusher took a
+	// whole buffer into its stuck write and the writer waits for it.
+	full := func() bool {
+		n := pending()
+		return n >= maxPending || n == 0 && writes.Load() >= maxPending/(64<<10)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !full(); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("buffer never filled: %d bytes pending after %d writes", pending(), writes.Load())
+		}
+	}
+	// What the flusher holds (at most one full buffer) plus what waits.
+	if n := writes.Load(); n > 2*maxPending/(64<<10) {
+		t.Fatalf("%d writes of 64 KiB accepted, bound %d bytes pending", n, maxPending)
 	}
 	select {
 	case <-done:

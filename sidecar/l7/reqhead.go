@@ -59,38 +59,20 @@ func readRequestHead(br *bufio.Reader, s *reqScratch) (*http.Request, error) {
 	}
 	vals := s.vals[:n] // one backing array, as textproto does
 	for rest := all[i+2:]; len(rest) > 0; {
-		j := strings.Index(rest, "\r\n")
-		var line string
-		line, rest = rest[:j], rest[j+2:]
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || len(k) == 0 {
+		key, v, tail, ok := nextField(rest)
+		if !ok {
 			return nil, nil
 		}
-		for j := 0; j < len(k); j++ {
-			if !tokenByte(k[j]) {
-				return nil, nil
-			}
-		}
-		for j := 0; j < len(v); j++ {
-			if !validValueByte(v[j]) {
-				return nil, nil
-			}
-		}
-		key := canonicalKey(k)
+		rest = tail
 		switch key {
 		case "Content-Length", "Transfer-Encoding", "Pragma", "Trailer":
 			return nil, nil // a body, or what ReadRequest rewrites
-		}
-		v = trimBlank(v)
-		if vv, ok := h[key]; ok {
-			if key == "Host" {
+		case "Host":
+			if _, dup := h[key]; dup {
 				return nil, nil
 			}
-			h[key] = append(vv, v)
-		} else {
-			vals[0] = v
-			h[key], vals = vals[:1:1], vals[1:]
 		}
+		vals = addValue(h, key, v, vals)
 	}
 	host, ok := h["Host"]
 	if !ok {

@@ -46,25 +46,11 @@ func readHead(uc *upConn, req *http.Request) *http.Response {
 	vals := make([]string, n) // one backing array, as textproto does
 	cl := int64(-1)
 	for rest := all[i+2:]; len(rest) > 0; {
-		j := strings.Index(rest, "\r\n")
-		var line string
-		line, rest = rest[:j], rest[j+2:]
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || len(k) == 0 {
+		key, v, tail, ok := nextField(rest)
+		if !ok {
 			return nil
 		}
-		for i := 0; i < len(k); i++ {
-			if !tokenByte(k[i]) {
-				return nil
-			}
-		}
-		for i := 0; i < len(v); i++ {
-			if !validValueByte(v[i]) {
-				return nil
-			}
-		}
-		v = trimBlank(v)
-		key := canonicalKey(k)
+		rest = tail
 		switch key {
 		case "Transfer-Encoding", "Pragma":
 			return nil // framing ReadResponse owns; Pragma it rewrites
@@ -76,12 +62,7 @@ func readHead(uc *upConn, req *http.Request) *http.Response {
 				return nil
 			}
 		}
-		if vv, ok := h[key]; ok {
-			h[key] = append(vv, v)
-		} else {
-			vals[0] = v
-			h[key], vals = vals[:1:1], vals[1:]
-		}
+		vals = addValue(h, key, v, vals)
 	}
 	if cl <= 0 {
 		return nil
@@ -160,6 +141,43 @@ var commonKeys = func() map[string]string {
 }()
 
 // canonicalKey is textproto's canonical form of a valid token.
+// nextField takes the first field line off rest (each line ends in CRLF)
+// and returns its canonical key and trimmed value; ok is false for a line
+// a fast path leaves to net/http: no colon, an empty or non-token key, a
+// value byte net/http would reject.
+func nextField(rest string) (key, value, tail string, ok bool) {
+	j := strings.Index(rest, "\r\n")
+	line, tail := rest[:j], rest[j+2:]
+	k, v, found := strings.Cut(line, ":")
+	if !found || len(k) == 0 {
+		return "", "", tail, false
+	}
+	for i := 0; i < len(k); i++ {
+		if !tokenByte(k[i]) {
+			return "", "", tail, false
+		}
+	}
+	for i := 0; i < len(v); i++ {
+		if !validValueByte(v[i]) {
+			return "", "", tail, false
+		}
+	}
+	return canonicalKey(k), trimBlank(v), tail, true
+}
+
+// addValue adds v under key; a key's first value comes from vals, one
+// backing array for the whole head (as textproto does). It returns what
+// is left of vals.
+func addValue(h http.Header, key, v string, vals []string) []string {
+	if vv, ok := h[key]; ok {
+		h[key] = append(vv, v)
+		return vals
+	}
+	vals[0] = v
+	h[key] = vals[:1:1]
+	return vals[1:]
+}
+
 func canonicalKey(k string) string {
 	if s, ok := commonKeys[k]; ok {
 		return s

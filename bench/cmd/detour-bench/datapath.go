@@ -36,15 +36,14 @@ type pathResult struct {
 }
 
 type dataPath struct {
-	cfg     config
-	paths   []*pathResult
-	self    string
-	started time.Time
+	cfg   config
+	paths []*pathResult
+	self  string
 }
 
 func (d *dataPath) measure(ctx context.Context) error {
 	for _, p := range d.paths {
-		if p.Path.Proxy {
+		if p.Path.Proxy() {
 			rss, err := procstat.RSS(p.Path.ProxyPIDs())
 			if err != nil {
 				return fmt.Errorf("%s: memory at rest: %w", p.Path.Name, err)
@@ -107,7 +106,7 @@ func (d *dataPath) measure(ctx context.Context) error {
 // timed runs f while it watches the path's proxy processes: their CPU
 // time over the run and their peak memory.
 func (d *dataPath) timed(ctx context.Context, p *pathResult, f func() (run, error)) (run, error) {
-	if !p.Path.Proxy {
+	if !p.Path.Proxy() {
 		return f()
 	}
 	pids := p.Path.ProxyPIDs()

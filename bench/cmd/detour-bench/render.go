@@ -173,7 +173,7 @@ func (r *reportData) resourceTable() string {
 		"CPU s per 1,000 L4 req", "L4 req per CPU-second", "vs nginx stream"}}
 	ngx := r.find("nginx")
 	for _, p := range r.data.paths {
-		if !p.Path.Proxy {
+		if !p.Path.Proxy() {
 			continue
 		}
 		t.Add(p.Path.Name, mib(p.RSSRest), mib(p.RSSPeak),

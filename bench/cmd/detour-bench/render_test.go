@@ -37,7 +37,7 @@ func TestGoBenchTableDropsZeroUnits(t *testing.T) {
 }
 
 func TestTargets(t *testing.T) {
-	mk := func(name string, httpRate float64, p99 time.Duration) *pathResult {
+	mk := func(httpRate float64, p99 time.Duration) *pathResult {
 		r := []run{{Rate: httpRate, P99: p99}}
 		return &pathResult{HTTP: r, L4: r, Bulk: r}
 	}
@@ -47,7 +47,7 @@ func TestTargets(t *testing.T) {
 		rate float64
 		p99  time.Duration
 	}{{"direct", 100, time.Millisecond}, {"nginx", 50, 2 * time.Millisecond}, {"detour single hop", 45, 2 * time.Millisecond}} {
-		pr := mk(p.name, p.rate, p.p99)
+		pr := mk(p.rate, p.p99)
 		pr.Path.Name = p.name
 		pr.RSSRest = 20 << 20
 		d.paths = append(d.paths, pr)

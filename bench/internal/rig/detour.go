@@ -6,11 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/detourmesh/detour/bench/internal/procstat"
 	"github.com/detourmesh/detour/internal/testbed"
 )
-
-func procTree(pid int) []int { return procstat.Tree(pid) }
 
 // startDetour starts host B (embedded registry, the apps published through
 // its agent) and host A (its client side), each with a sidecar limited to
@@ -74,10 +71,10 @@ func (r *Rig) startDetour(ctx context.Context, bin string) (one, two Path, err e
 		egress[svc] = ans.Endpoints[0].Addr
 	}
 	one = Path{Name: "detour single hop", HTTP: ingress["web"], L4: ingress["webtcp"], Bulk: ingress["blob"],
-		GRPC: ingress["greeter"], Proxy: true, ProxyPIDs: func() []int { return []int{b.Sidecar.Pid()} }}
+		GRPC: ingress["greeter"], ProxyPIDs: func() []int { return []int{b.Sidecar.Pid()} }}
 	r.admin = map[string]string{"A": a.AdminAddr(), "B": b.AdminAddr()}
 	two = Path{Name: "detour two-hop", HTTP: egress["web"], L4: egress["webtcp"], Bulk: egress["blob"],
-		GRPC: egress["greeter"], Proxy: true, ProxyPIDs: func() []int { return []int{a.Sidecar.Pid(), b.Sidecar.Pid()} }}
+		GRPC: egress["greeter"], ProxyPIDs: func() []int { return []int{a.Sidecar.Pid(), b.Sidecar.Pid()} }}
 	return one, two, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/detourmesh/detour/bench/internal/procstat"
 	"github.com/detourmesh/detour/internal/testbed"
 )
 
@@ -32,9 +33,13 @@ type Path struct {
 	Name           string
 	HTTP, L4, Bulk string // host:port
 	GRPC           string
-	Proxy          bool // a proxy under test (not the direct path)
-	ProxyPIDs      func() []int
+	// ProxyPIDs lists the processes of the proxy under test; nil for the
+	// direct path.
+	ProxyPIDs func() []int
 }
+
+// Proxy says whether the path goes through a proxy under test.
+func (p Path) Proxy() bool { return p.ProxyPIDs != nil }
 
 // Rig is everything running.
 type Rig struct {
@@ -92,9 +97,9 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 	r.paths = []Path{
 		direct,
 		{Name: "nginx", HTTP: addr(ProxyIP, NginxHTTPPort), L4: addr(ProxyIP, NginxL4Port),
-			Bulk: addr(ProxyIP, NginxBulkPort), Proxy: true, ProxyPIDs: tree(ngx)},
+			Bulk: addr(ProxyIP, NginxBulkPort), ProxyPIDs: tree(ngx)},
 		{Name: "haproxy", HTTP: addr(ProxyIP, HAProxyHTTPPort), L4: addr(ProxyIP, HAProxyL4Port),
-			Bulk: addr(ProxyIP, HAProxyBulkPort), Proxy: true, ProxyPIDs: tree(hap)},
+			Bulk: addr(ProxyIP, HAProxyBulkPort), ProxyPIDs: tree(hap)},
 		one, two,
 	}
 	return r, nil
@@ -249,5 +254,5 @@ func addr(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa
 
 // tree is the process tree of p (nginx's master and its worker).
 func tree(p *testbed.Proc) func() []int {
-	return func() []int { return procTree(p.Pid()) }
+	return func() []int { return procstat.Tree(p.Pid()) }
 }
