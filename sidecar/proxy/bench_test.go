@@ -108,15 +108,7 @@ func BenchmarkConnection(b *testing.B) {
 func BenchmarkThroughput(b *testing.B) {
 	for _, via := range []string{"direct", "egress"} {
 		b.Run(via, func(b *testing.B) {
-			addr := echoServer(b)
-			if via == "egress" {
-				addr = egressFront(b, addr)
-			}
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
+			c := dialEcho(b, via)
 			chunk := make([]byte, 1<<20)
 			done := make(chan error, 1)
 			b.SetBytes(int64(len(chunk)))
@@ -137,6 +129,21 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 }
 
+// dialEcho connects to a new echo server, directly or through the egress
+// handler; the connection closes with b.
+func dialEcho(b *testing.B, via string) net.Conn {
+	addr := echoServer(b)
+	if via == "egress" {
+		addr = egressFront(b, addr)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
 // processCPU is the user+system CPU time of this process so far.
 func processCPU() time.Duration {
 	var ru syscall.Rusage
@@ -151,15 +158,7 @@ func processCPU() time.Duration {
 func BenchmarkRoundTrip(b *testing.B) {
 	for _, via := range []string{"direct", "egress"} {
 		b.Run(via, func(b *testing.B) {
-			addr := echoServer(b)
-			if via == "egress" {
-				addr = egressFront(b, addr)
-			}
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
+			c := dialEcho(b, via)
 			msg, buf := make([]byte, 128), make([]byte, 128)
 			b.ReportAllocs()
 			cpu := processCPU()

@@ -7,18 +7,10 @@ import (
 	"testing"
 )
 
+// openRange opens an allocator with one pool, egress 30000 to to.
 func openRange(t *testing.T, path string, to int) (*Allocator, *[]error) {
 	t.Helper()
-	var warns []error
-	a, err := Open(Config{
-		Path:   path,
-		Ranges: map[string]Range{"egress": {30000, to}},
-		Warn:   func(err error) { warns = append(warns, err) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a, &warns
+	return openRanges(t, path, map[string]Range{"egress": {30000, to}}, nil)
 }
 
 // TestJournalFoldedIn: new assignments go to the journal, which is folded

@@ -11,10 +11,16 @@ import (
 
 func open(t *testing.T, path string, free func(string, int) bool) (*Allocator, *[]error) {
 	t.Helper()
+	return openRanges(t, path, map[string]Range{"ingress": {20000, 20002}, "egress": {30000, 30009}}, free)
+}
+
+// openRanges opens an allocator that collects its warnings.
+func openRanges(t *testing.T, path string, ranges map[string]Range, free func(string, int) bool) (*Allocator, *[]error) {
+	t.Helper()
 	var warns []error
 	a, err := Open(Config{
 		Path:   path,
-		Ranges: map[string]Range{"ingress": {20000, 20002}, "egress": {30000, 30009}},
+		Ranges: ranges,
 		Free:   free,
 		Warn:   func(err error) { warns = append(warns, err) },
 	})
