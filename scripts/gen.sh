@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gen.sh: regenerate the Go code of the naming agent's .proto files
-# (naming-agent/api/proto) into naming-agent/api/agentpb and
-# naming-agent/api/sidecarpb. Installs protoc (Debian's package) and the Go
+# (api/proto) into api/agentpb and
+# api/sidecarpb. Installs protoc (Debian's package) and the Go
 # plugins (protoc-gen-go at the version of google.golang.org/protobuf in
 # go.mod) when they are missing. The generated code is committed.
 set -euo pipefail
@@ -11,9 +11,9 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 
 if ! command -v protoc >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq protobuf-compiler
+    apt-get update -qq && apt-get install -y -qq protobuf-compiler libprotobuf-dev
   else
-    sudo apt-get update -qq && sudo apt-get install -y -qq protobuf-compiler
+    sudo apt-get update -qq && sudo apt-get install -y -qq protobuf-compiler libprotobuf-dev
   fi
 fi
 pbver=$(go list -m -f '{{.Version}}' google.golang.org/protobuf)
@@ -24,7 +24,7 @@ if ! command -v protoc-gen-go-grpc >/dev/null; then
   GOFLAGS= go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@latest
 fi
 
-root=naming-agent/api/proto
+root=api/proto
 module=github.com/detourmesh/detour
 protoc -I "$root" \
   --go_out=. --go_opt=module="$module" \

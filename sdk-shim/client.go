@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/detourmesh/detour/naming-agent/api/agentpb"
+	"github.com/detourmesh/detour/api/agentpb"
 )
 
 // ErrClosed is returned by a Client's methods after Close.

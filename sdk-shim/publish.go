@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 
-	"github.com/detourmesh/detour/naming-agent/api/agentpb"
+	"github.com/detourmesh/detour/api/agentpb"
 )
 
 // held is a publication the Client keeps published.

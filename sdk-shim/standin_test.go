@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/naming-agent/agent"
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
 )
 
 // standIn stands in for the sidecar: it speaks the control stream

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/detourmesh/detour/naming-agent/api/agentpb"
+	"github.com/detourmesh/detour/api/agentpb"
 )
 
 // Answer is the agent's full answer for a service.

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/detourmesh/detour/naming-agent/api/agentpb"
+	"github.com/detourmesh/detour/api/agentpb"
 )
 
 // Backoff between attempts to (re)open a watch on the agent.

@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/naming-agent/config"
 	"github.com/detourmesh/detour/naming-agent/internal/portalloc"
 	"github.com/detourmesh/detour/registry-adapters/registry"

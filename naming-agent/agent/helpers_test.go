@@ -12,7 +12,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/naming-agent/config"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 	"github.com/detourmesh/detour/registry-adapters/registrytest"

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/naming-agent/config"
 )
 

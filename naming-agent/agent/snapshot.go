@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 

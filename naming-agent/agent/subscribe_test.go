@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 

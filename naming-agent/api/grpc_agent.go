@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/detourmesh/detour/api/agentpb"
 	"github.com/detourmesh/detour/naming-agent/agent"
-	"github.com/detourmesh/detour/naming-agent/api/agentpb"
 )
 
 // RegisterGRPC registers detour.agent.v1 and detour.sidecar.v1 on s.

@@ -9,8 +9,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/naming-agent/agent"
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
 )
 
 // SidecarOption configures the sidecar control server.

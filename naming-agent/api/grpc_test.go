@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/detourmesh/detour/naming-agent/api/agentpb"
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/agentpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 

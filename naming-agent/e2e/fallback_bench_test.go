@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/detourmesh/detour/api/agentpb"
 	"github.com/detourmesh/detour/naming-agent/agent"
 	"github.com/detourmesh/detour/naming-agent/api"
-	"github.com/detourmesh/detour/naming-agent/api/agentpb"
 	"github.com/detourmesh/detour/naming-agent/config"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 	"github.com/detourmesh/detour/registry-adapters/registrytest"

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/detourmesh/detour/api/agentpb"
 	"github.com/detourmesh/detour/naming-agent/agent"
-	"github.com/detourmesh/detour/naming-agent/api/agentpb"
 	"github.com/detourmesh/detour/naming-agent/config"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 	"github.com/detourmesh/detour/registry-adapters/registrytest"

@@ -14,8 +14,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/detourmesh/detour/api/agentpb"
 	"github.com/detourmesh/detour/internal/testbed"
-	"github.com/detourmesh/detour/naming-agent/api/agentpb"
 	"github.com/detourmesh/detour/registry-adapters/etcd"
 )
 

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 )
 
 // Dataplane is what the client drives.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 )
 
 func healthz(addr, svc string) int {

@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

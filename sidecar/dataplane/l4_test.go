@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 )
 
 // remote is a server-side host: its sidecar fronts one app.

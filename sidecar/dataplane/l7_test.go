@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	durpb "google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 )
 
 // serveOn serves srv (an *http.Server or *grpc.Server) on the same free

@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/detourmesh/detour/naming-agent/api/sidecarpb"
+	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/sidecar/cluster"
 	"github.com/detourmesh/detour/sidecar/listener"
 	"github.com/detourmesh/detour/sidecar/outlier"

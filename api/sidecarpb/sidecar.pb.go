@@ -1571,7 +1571,7 @@ const file_detour_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\rPROTOCOL_HTTP\x10\x02\x12\x11\n" +
 	"\rPROTOCOL_GRPC\x10\x032c\n" +
 	"\x0eSidecarControl\x12Q\n" +
-	"\aControl\x12!.detour.sidecar.v1.SidecarMessage\x1a\x1f.detour.sidecar.v1.AgentMessage(\x010\x01B9Z7github.com/detourmesh/detour/naming-agent/api/sidecarpbb\x06proto3"
+	"\aControl\x12!.detour.sidecar.v1.SidecarMessage\x1a\x1f.detour.sidecar.v1.AgentMessage(\x010\x01B,Z*github.com/detourmesh/detour/api/sidecarpbb\x06proto3"
 
 var (
 	file_detour_sidecar_v1_sidecar_proto_rawDescOnce sync.Once

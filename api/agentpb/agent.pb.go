@@ -1431,7 +1431,7 @@ const file_detour_agent_v1_agent_proto_rawDesc = "" +
 	"\aResolve\x12\x1f.detour.agent.v1.ResolveRequest\x1a\x17.detour.agent.v1.Answer\x12I\n" +
 	"\tSubscribe\x12!.detour.agent.v1.SubscribeRequest\x1a\x17.detour.agent.v1.Answer0\x01\x12L\n" +
 	"\aSetMesh\x12\x1f.detour.agent.v1.SetMeshRequest\x1a .detour.agent.v1.SetMeshResponse\x12I\n" +
-	"\x06Status\x12\x1e.detour.agent.v1.StatusRequest\x1a\x1f.detour.agent.v1.StatusResponseB7Z5github.com/detourmesh/detour/naming-agent/api/agentpbb\x06proto3"
+	"\x06Status\x12\x1e.detour.agent.v1.StatusRequest\x1a\x1f.detour.agent.v1.StatusResponseB*Z(github.com/detourmesh/detour/api/agentpbb\x06proto3"
 
 var (
 	file_detour_agent_v1_agent_proto_rawDescOnce sync.Once
