@@ -52,7 +52,7 @@ func (a *Agent) subscribeLocked(service string) *subscription {
 func (a *Agent) updateAnswerLocked(s *subscription) {
 	a.recomputes++
 	ans := a.computeAnswerLocked(s)
-	if ans.sameContent(s.answer) {
+	if sameContent(ans, s.answer) {
 		return
 	}
 	ans.Revision = s.answer.Revision + 1

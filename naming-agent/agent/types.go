@@ -3,7 +3,8 @@ package agent
 import (
 	"maps"
 	"slices"
-	"time"
+
+	"github.com/detourmesh/detour/api/agentjson"
 )
 
 // PublishRequest is what an app asks to publish.
@@ -15,54 +16,24 @@ type PublishRequest struct {
 	Health   HealthSpec
 }
 
-// HealthSpec is how the app is checked: "tcp" (default), "http" with a
-// path, or "grpc".
-type HealthSpec struct {
-	Type string `json:"type,omitempty"`
-	Path string `json:"path,omitempty"`
-}
-
-// Publication is a published service as the agent holds it.
-type Publication struct {
-	Service        string            `json:"service"`
-	Port           int               `json:"port"`
-	Protocol       string            `json:"protocol"`
-	Metadata       map[string]string `json:"metadata,omitempty"`
-	Health         HealthSpec        `json:"health"`
-	IngressPort    int               `json:"ingress_port"`
-	RegisteredAddr string            `json:"registered_addr"`
-	Mesh           bool              `json:"mesh"`
-	Healthy        bool              `json:"healthy"`
-	HealthSource   string            `json:"health_source"`
-	RegistryError  string            `json:"registry_error,omitempty"`
-}
-
-// Endpoint is one address in an answer.
-type Endpoint struct {
-	Addr string `json:"addr"`
-}
-
-// Governance tells the app how to call: while the mesh carries the
-// service, retry nothing and use the sidecar's timeout; otherwise (Mesh
-// false, the other fields absent) use its own policy.
-type Governance struct {
-	Mesh      bool   `json:"mesh"`
-	Retries   *int   `json:"retries,omitempty"`
-	TimeoutMS *int64 `json:"timeout_ms,omitempty"`
-}
-
-// Answer is what apps resolving a service get.
-type Answer struct {
-	Service    string     `json:"service"`
-	Mesh       bool       `json:"mesh"`
-	Endpoints  []Endpoint `json:"endpoints"`
-	Fallback   []Endpoint `json:"fallback"`
-	Governance Governance `json:"governance"`
-	Revision   uint64     `json:"revision"`
-}
+// The API's JSON types live in api/agentjson, so clients decode them
+// without linking the agent; the agent uses them under the same names.
+type (
+	HealthSpec     = agentjson.HealthSpec
+	Publication    = agentjson.Publication
+	Endpoint       = agentjson.Endpoint
+	Governance     = agentjson.Governance
+	Answer         = agentjson.Answer
+	Status         = agentjson.Status
+	RegistryStatus = agentjson.RegistryStatus
+	SidecarStatus  = agentjson.SidecarStatus
+	ListenerState  = agentjson.ListenerState
+	EndpointHealth = agentjson.EndpointHealth
+	Subscription   = agentjson.Subscription
+)
 
 // sameContent reports whether a and b differ only in Revision.
-func (a Answer) sameContent(b Answer) bool {
+func sameContent(a, b Answer) bool {
 	return a.Service == b.Service && a.Mesh == b.Mesh &&
 		slices.Equal(a.Endpoints, b.Endpoints) && slices.Equal(a.Fallback, b.Fallback) &&
 		a.Governance.Mesh == b.Governance.Mesh &&
@@ -71,65 +42,6 @@ func (a Answer) sameContent(b Answer) bool {
 
 func eqPtr[T comparable](a, b *T) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
-}
-
-// Status describes the whole agent.
-type Status struct {
-	HostIP        string         `json:"host_ip"`
-	Registry      RegistryStatus `json:"registry"`
-	Sidecar       SidecarStatus  `json:"sidecar"`
-	Publications  []Publication  `json:"publications"`
-	Subscriptions []Subscription `json:"subscriptions"`
-	MeshDisabled  []string       `json:"mesh_disabled"`
-}
-
-// RegistryStatus is the registry's health as the agent sees it.
-type RegistryStatus struct {
-	URL        string     `json:"url"`
-	OK         bool       `json:"ok"`
-	Error      string     `json:"error,omitempty"`
-	ErrorSince *time.Time `json:"error_since,omitempty"`
-}
-
-// SidecarStatus is the sidecar's state.
-type SidecarStatus struct {
-	State             string           `json:"state"` // "up" or "down"
-	Connected         bool             `json:"connected"`
-	AdminAddr         string           `json:"admin_addr"`
-	SentVersion       uint64           `json:"sent_version"`
-	AckedVersion      uint64           `json:"acked_version"`
-	LastNack          string           `json:"last_nack,omitempty"`
-	ConsecutiveReady  int              `json:"consecutive_ready"`
-	ConsecutiveFailed int              `json:"consecutive_failed"`
-	Since             time.Time        `json:"since"`
-	Listeners         []ListenerState  `json:"listeners,omitempty"`
-	Endpoints         []EndpointHealth `json:"endpoints,omitempty"`
-}
-
-// ListenerState is one sidecar listener as the sidecar reports it.
-type ListenerState struct {
-	Listen  string `json:"listen"`
-	Service string `json:"service"`
-	Up      bool   `json:"up"`
-	Error   string `json:"error,omitempty"`
-}
-
-// EndpointHealth is one remote endpoint's health as the sidecar reports it.
-type EndpointHealth struct {
-	Service string `json:"service"`
-	Addr    string `json:"addr"`
-	State   string `json:"state"`
-}
-
-// Subscription is a subscribed service.
-type Subscription struct {
-	Service     string `json:"service"`
-	Answer      Answer `json:"answer"`
-	Subscribers int    `json:"subscribers"`
-	EgressPort  int    `json:"egress_port"`
-	MeshEnabled bool   `json:"mesh_enabled"`
-	Error       string `json:"error,omitempty"`
-	FromCache   bool   `json:"from_cache"`
 }
 
 func cloneMap(m map[string]string) map[string]string {

@@ -24,7 +24,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/detourmesh/detour/naming-agent/agent"
+	"github.com/detourmesh/detour/api/agentjson"
 )
 
 func main() {
@@ -133,8 +133,8 @@ func (c *ctl) call(method, path string, body any, v any) error {
 // errPrinted: the JSON was printed; nothing more to do.
 var errPrinted = errors.New("printed")
 
-func (c *ctl) fetchStatus() (agent.Status, error) {
-	var st agent.Status
+func (c *ctl) fetchStatus() (agentjson.Status, error) {
+	var st agentjson.Status
 	return st, c.call(http.MethodGet, "/v1/status", nil, &st)
 }
 
@@ -167,7 +167,7 @@ func (c *ctl) status() error {
 }
 
 func (c *ctl) resolve(service string) error {
-	var ans agent.Answer
+	var ans agentjson.Answer
 	if err := c.call(http.MethodGet, "/v1/resolve?service="+url.QueryEscape(service), nil, &ans); err != nil {
 		return done(err)
 	}
@@ -256,7 +256,7 @@ func (c *ctl) sidecar() error {
 	return w.Flush()
 }
 
-func joinAddrs(eps []agent.Endpoint) string {
+func joinAddrs(eps []agentjson.Endpoint) string {
 	if len(eps) == 0 {
 		return "-"
 	}
