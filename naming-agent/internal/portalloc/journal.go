@@ -1,7 +1,6 @@
 package portalloc
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -83,8 +82,10 @@ func (a *Allocator) foldLocked() error {
 }
 
 // replayJournal applies the journal left by the last run, then folds it
-// in. A line that cannot be parsed ends the replay (a torn last line after
-// a crash; anything after a bad line is suspect too), with a warning.
+// in. A line that cannot be parsed is skipped with a warning and the
+// replay goes on: lines are independent, so one garbage line (a stray
+// write, a bad edit) must not cost the valid assignments after it. A torn
+// last line (no newline: a crash mid-append) is skipped the same way.
 func (a *Allocator) replayJournal() error {
 	b, err := os.ReadFile(a.journalPath())
 	if errors.Is(err, os.ErrNotExist) {
@@ -93,13 +94,17 @@ func (a *Allocator) replayJournal() error {
 	if err != nil {
 		return fmt.Errorf("portalloc: %w", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
+	for n := 1; len(b) > 0; n++ {
+		line, rest, complete := bytes.Cut(b, []byte{'\n'})
+		b = rest
 		var l journalLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.Pool == "" || l.Key == "" {
-			a.cfg.Warn(fmt.Errorf("portalloc: %s line %d unreadable, the rest ignored: %q", a.journalPath(), n, sc.Bytes()))
-			break
+		if err := json.Unmarshal(line, &l); err != nil || l.Pool == "" || l.Key == "" {
+			what := "unreadable, skipped"
+			if !complete {
+				what = "torn (no newline: a crash mid-append?), ignored"
+			}
+			a.cfg.Warn(fmt.Errorf("portalloc: %s line %d %s: %q", a.journalPath(), n, what, clip(line)))
+			continue
 		}
 		a.loadLocked(l.Pool, l.Key, l.Port, a.journalPath())
 	}
@@ -107,4 +112,13 @@ func (a *Allocator) replayJournal() error {
 		return err
 	}
 	return nil
+}
+
+// clip shortens a bad line for a warning.
+func clip(line []byte) []byte {
+	const n = 120
+	if len(line) <= n {
+		return line
+	}
+	return append(line[:n:n], "..."...)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -93,5 +94,37 @@ func TestJournalRepeatsFile(t *testing.T) {
 	b, warns := openRange(t, path, 30009)
 	if got, _ := b.Get("egress", "s1"); got != p1 || len(*warns) != 0 {
 		t.Fatalf("s1 = %d (want %d), warnings %v", got, p1, *warns)
+	}
+}
+
+// TestJournalGarbageLineSkipped: a garbage line in the middle of the
+// journal (a stray write, a bad edit) costs only itself: every valid line
+// after it still counts, and the bad one is reported with its number. A
+// line over the scanner's old 1 MiB limit is just another bad line.
+func TestJournalGarbageLineSkipped(t *testing.T) {
+	for _, tc := range []struct{ name, garbage string }{
+		{"not json", "garbage\x00 here"},
+		{"json, no key", `{"pool":"egress","port":30005}`},
+		{"longer than a MiB", strings.Repeat("x", 2<<20)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "ports.json")
+			journal := `{"pool":"egress","key":"s1","port":30001}` + "\n" +
+				tc.garbage + "\n" +
+				`{"pool":"egress","key":"s2","port":30002}` + "\n" +
+				`{"pool":"egress","key":"s3","port":30003}` + "\n"
+			if err := os.WriteFile(path+".journal", []byte(journal), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			a, warns := openRange(t, path, 30009)
+			for key, want := range map[string]int{"s1": 30001, "s2": 30002, "s3": 30003} {
+				if got, ok := a.Get("egress", key); !ok || got != want {
+					t.Errorf("%s = %d, %v; want %d", key, got, ok, want)
+				}
+			}
+			if len(*warns) != 1 || !strings.Contains((*warns)[0].Error(), "line 2") {
+				t.Fatalf("warnings %v, want one naming line 2", *warns)
+			}
+		})
 	}
 }
