@@ -24,6 +24,7 @@ import (
 
 	"github.com/detourmesh/detour/examples/greeter/greeterpb"
 	"github.com/detourmesh/detour/examples/internal/load"
+	"github.com/detourmesh/detour/internal/version"
 	shim "github.com/detourmesh/detour/sdk-shim"
 )
 
@@ -41,8 +42,13 @@ func run(args []string) error {
 	duration := fs.Duration("duration", 0, "stop after this long (0: until SIGINT/SIGTERM)")
 	timeout := fs.Duration("timeout", time.Second, "deadline of each call")
 	retries := fs.Int("retries", 2, "the app's own retries on UNAVAILABLE, used while the mesh does not carry the service")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String("greeter-client"))
+		return nil
 	}
 	if *rate < 1 || *rate > 10000 {
 		return fmt.Errorf("--rate %d: must be 1-10000", *rate)

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/detourmesh/detour/examples/greeter/greeterpb"
+	"github.com/detourmesh/detour/internal/version"
 	shim "github.com/detourmesh/detour/sdk-shim"
 )
 
@@ -37,8 +38,13 @@ func run(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:50051", "address to serve on")
 	service := fs.String("service", "greeter", "service name to publish")
 	agent := fs.String("agent", "127.0.0.1:7701", "the naming agent's gRPC address")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String("greeter-server"))
+		return nil
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/detourmesh/detour/examples/internal/load"
+	"github.com/detourmesh/detour/internal/version"
 	shim "github.com/detourmesh/detour/sdk-shim"
 )
 
@@ -42,8 +43,13 @@ func run(args []string) error {
 	duration := fs.Duration("duration", 0, "stop after this long (0: until SIGINT/SIGTERM)")
 	timeout := fs.Duration("timeout", time.Second, "deadline of each call, retries included")
 	retries := fs.Int("retries", 2, "the app's own retries, used while the mesh does not carry the service")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String("hello-http-client"))
+		return nil
 	}
 	if *service == "" {
 		return errors.New("--service: must not be empty")

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/detourmesh/detour/internal/version"
 	shim "github.com/detourmesh/detour/sdk-shim"
 )
 
@@ -33,8 +34,13 @@ func run(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on")
 	service := fs.String("service", "hello-http", "service name to publish")
 	agent := fs.String("agent", "127.0.0.1:7701", "the naming agent's gRPC address")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String("hello-http-server"))
+		return nil
 	}
 	if *service == "" {
 		return errors.New("--service: must not be empty")

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/detourmesh/detour/examples/internal/load"
+	"github.com/detourmesh/detour/internal/version"
 	shim "github.com/detourmesh/detour/sdk-shim"
 )
 
@@ -47,8 +48,13 @@ func run(args []string) error {
 	conns := fs.Int("conns", 4, "connections to keep")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until SIGINT/SIGTERM)")
 	timeout := fs.Duration("timeout", time.Second, "deadline of each line's answer, reconnecting included")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String("lines-client"))
+		return nil
 	}
 	if *service == "" {
 		return errors.New("--service: must not be empty")

@@ -4,6 +4,7 @@
 //
 //	naming-agent --config /etc/detour/agent.yaml [--host-ip IP] [--registry URL]
 //	             [--data-dir DIR] [--http-listen ADDR] [--grpc-listen ADDR] [--log-level LEVEL]
+//	naming-agent --version
 //
 // Flags override the file. See naming-agent/README.md.
 package main
@@ -25,6 +26,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 
+	"github.com/detourmesh/detour/internal/version"
 	"github.com/detourmesh/detour/naming-agent/agent"
 	"github.com/detourmesh/detour/naming-agent/api"
 	"github.com/detourmesh/detour/naming-agent/config"
@@ -33,14 +35,19 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr, registries(), nil))
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, registries(), nil))
 }
 
 // flags are the command line; those set override the config file.
 type flags struct {
 	config, hostIP, registry, dataDir, httpListen, grpcListen, logLevel string
 	set                                                                 map[string]bool
+	version                                                             bool
 }
+
+// errUsage: the command line is wrong, and stderr has been told why and
+// shown the usage.
+var errUsage = errors.New("usage")
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	var f flags
@@ -53,11 +60,17 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.httpListen, "http-listen", "", "HTTP API address (http_listen)")
 	fs.StringVar(&f.grpcListen, "grpc-listen", "", "gRPC API and sidecar control address (grpc_listen)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
-		return f, err
+		if errors.Is(err, flag.ErrHelp) {
+			return f, err
+		}
+		return f, errUsage // the FlagSet printed the error and the usage
 	}
 	if fs.NArg() > 0 {
-		return f, fmt.Errorf("unexpected arguments: %q", fs.Args())
+		fmt.Fprintf(fs.Output(), "naming-agent: unexpected argument %q (everything is set by flags or the config file)\n", fs.Arg(0))
+		fs.Usage()
+		return f, errUsage
 	}
 	f.set = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
@@ -100,10 +113,16 @@ func newLogger(level string, stderr io.Writer) (*zap.Logger, error) {
 
 // run is main without the process: it returns the exit code. ready, if
 // not nil, is told the bound API addresses once the agent serves.
-func run(ctx context.Context, args []string, stderr io.Writer, kinds map[string]newRegistry, ready func(httpAddr, grpcAddr string)) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, kinds map[string]newRegistry, ready func(httpAddr, grpcAddr string)) int {
 	f, err := parseFlags(args, stderr)
-	if err != nil {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
 		return 2
+	case f.version:
+		fmt.Fprintln(stdout, version.String("naming-agent"))
+		return 0
 	}
 	cfg, err := loadConfig(f)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -40,12 +41,51 @@ func TestFlagsOverrideFile(t *testing.T) {
 
 func TestBadConfigExits2(t *testing.T) {
 	var stderr bytes.Buffer
-	code := run(context.Background(), []string{"--registry", "consul://x:1", "--data-dir", t.TempDir()}, &stderr, registries(), nil)
+	code := run(context.Background(), []string{"--registry", "consul://x:1", "--data-dir", t.TempDir()}, io.Discard, &stderr, registries(), nil)
 	if code != 2 || !strings.Contains(stderr.String(), "registry.url") {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
-	if code := run(context.Background(), []string{"--nope"}, &bytes.Buffer{}, registries(), nil); code != 2 {
+	if code := run(context.Background(), []string{"--nope"}, io.Discard, &bytes.Buffer{}, registries(), nil); code != 2 {
 		t.Fatalf("unknown flag: exit %d", code)
+	}
+}
+
+// TestCommandLineMistakes: a stray argument is a usage error that says
+// so (it used to exit 2 without a word); -h is not an error.
+func TestCommandLineMistakes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string // on stderr
+	}{
+		{[]string{"extra-arg"}, 2, []string{`naming-agent: unexpected argument "extra-arg"`, "Usage of naming-agent:", "-data-dir"}},
+		{[]string{"--log-level", "warn", "serve", "now"}, 2, []string{`unexpected argument "serve"`, "-data-dir"}},
+		{[]string{"--nope"}, 2, []string{"flag provided but not defined: -nope", "-data-dir"}},
+		{[]string{"-h"}, 0, []string{"-data-dir"}},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, &stdout, &stderr, registries(), nil)
+		if code != tc.code {
+			t.Errorf("%q: exit %d, want %d; stderr %q", tc.args, code, tc.code, stderr.String())
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("%q: stderr %q lacks %q", tc.args, stderr.String(), w)
+			}
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("%q: stdout %q", tc.args, stdout.String())
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--version"}, &stdout, &stderr, registries(), nil); code != 0 || stderr.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	if got := stdout.String(); !strings.HasPrefix(got, "naming-agent ") || strings.Count(got, "\n") != 1 {
+		t.Fatalf("stdout %q, want one line naming-agent VERSION ...", got)
 	}
 }
 
@@ -76,7 +116,7 @@ func TestRunServesAndStops(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--data-dir", t.TempDir(), "--http-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--log-level", "warn"},
-			&bytes.Buffer{}, kinds, func(h, g string) { once.Do(func() { httpAddr = h; close(ready) }) })
+			io.Discard, &bytes.Buffer{}, kinds, func(h, g string) { once.Do(func() { httpAddr = h; close(ready) }) })
 	}()
 	<-ready
 	resp, err := http.Post("http://"+httpAddr+"/v1/publish", "application/json", strings.NewReader(`{"service":"svc","port":8080}`))

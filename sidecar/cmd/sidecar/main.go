@@ -2,6 +2,7 @@
 // admin listeners, driven only by the naming agent's control stream.
 //
 //	sidecar --agent 127.0.0.1:7701 --host-ip 10.0.0.5 --admin 127.0.0.1:7702
+//	sidecar --version
 //
 // See sidecar/README.md for every flag.
 package main
@@ -25,25 +26,28 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/detourmesh/detour/internal/version"
 	"github.com/detourmesh/detour/sidecar/admin"
 	"github.com/detourmesh/detour/sidecar/control"
 	"github.com/detourmesh/detour/sidecar/dataplane"
 )
 
-const build = "detour-sidecar dev"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 type flags struct {
 	agent, admin, logLevel string
 	drain                  time.Duration
-	pprof                  bool
+	pprof, version         bool
 	dp                     dataplane.Config
 }
+
+// errUsage: the command line is wrong, and stderr has been told why and
+// shown the usage.
+var errUsage = errors.New("usage")
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	f := flags{dp: dataplane.Default()}
@@ -61,11 +65,20 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.dp.LBPolicy, "lb-policy", f.dp.LBPolicy, "least_request or round_robin")
 	fs.DurationVar(&f.dp.OutlierInterval, "outlier-interval", f.dp.OutlierInterval, "decay step of the ejection multiplier")
 	fs.IntVar(&f.dp.RetryBudgetPercent, "retry-budget-percent", f.dp.RetryBudgetPercent, "share of requests in flight that may be retries")
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
-		return f, err
+		if errors.Is(err, flag.ErrHelp) {
+			return f, err
+		}
+		return f, errUsage // the FlagSet printed the error and the usage
 	}
 	if fs.NArg() > 0 {
-		return f, fmt.Errorf("unexpected arguments: %q", fs.Args())
+		fmt.Fprintf(fs.Output(), "sidecar: unexpected argument %q (everything is set by flags and the agent)\n", fs.Arg(0))
+		fs.Usage()
+		return f, errUsage
+	}
+	if f.version {
+		return f, nil
 	}
 	if _, _, err := net.SplitHostPort(f.admin); err != nil {
 		return f, fmt.Errorf("--admin: %w", err)
@@ -73,14 +86,19 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	return f, f.dp.Validate()
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case err != nil:
 		fmt.Fprintln(stderr, "sidecar:", err)
 		return 2
+	case f.version:
+		fmt.Fprintln(stdout, version.String("sidecar"))
+		return 0
 	}
 	var level zapcore.Level
 	if err := level.Set(f.logLevel); err != nil {
@@ -121,7 +139,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 
 	cctx, cancel := context.WithCancel(ctx)
 	cfg := control.Default(f.agent)
-	cfg.AdminAddr, cfg.Build = ln.Addr().String(), build
+	cfg.AdminAddr, cfg.Build = ln.Addr().String(), version.String("sidecar")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,7 +115,7 @@ func TestWithTheRealAgent(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, []string{"--agent", l.Addr().String(), "--host-ip", ip, "--admin", admin, "--log-level", "warn", "--drain-timeout", "5s"}, io.Discard)
+		code <- run(ctx, []string{"--agent", l.Addr().String(), "--host-ip", ip, "--admin", admin, "--log-level", "warn", "--drain-timeout", "5s"}, io.Discard, io.Discard)
 	}()
 	defer func() {
 		cancel()
@@ -183,4 +185,43 @@ func TestWithTheRealAgent(t *testing.T) {
 	}
 	code <- 0
 	eventually(t, "the agent falls back", func() bool { return a.Status().Sidecar.State == "down" })
+}
+
+// TestCommandLineMistakes: a stray argument says so and shows the usage;
+// -h is not an error.
+func TestCommandLineMistakes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string // on stderr
+	}{
+		{[]string{"extra-arg"}, 2, []string{`sidecar: unexpected argument "extra-arg"`, "Usage of sidecar:", "-admin"}},
+		{[]string{"--nope"}, 2, []string{"flag provided but not defined: -nope", "-admin"}},
+		{[]string{"--admin", "nonsense"}, 2, []string{"sidecar: --admin:"}},
+		{[]string{"-h"}, 0, []string{"-admin"}},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, &stdout, &stderr)
+		if code != tc.code {
+			t.Errorf("%q: exit %d, want %d; stderr %q", tc.args, code, tc.code, stderr.String())
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("%q: stderr %q lacks %q", tc.args, stderr.String(), w)
+			}
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("%q: stdout %q", tc.args, stdout.String())
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--version"}, &stdout, &stderr); code != 0 || stderr.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	if got := stdout.String(); !strings.HasPrefix(got, "sidecar ") || strings.Count(got, "\n") != 1 {
+		t.Fatalf("stdout %q, want one line sidecar VERSION ...", got)
+	}
 }
