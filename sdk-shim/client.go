@@ -107,7 +107,9 @@ func (c *Client) Close() error {
 	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.CloseTimeout)
 	for _, h := range pubs {
-		if _, err := c.api.Unpublish(ctx, &agentpb.UnpublishRequest{Service: h.req.Service, Port: uint32(h.req.Port)}); err != nil {
+		// The agent keeps publications across its restarts: wait out one
+		// (within CloseTimeout) rather than leave this one behind.
+		if _, err := c.api.Unpublish(ctx, &agentpb.UnpublishRequest{Service: h.req.Service, Port: uint32(h.req.Port)}, grpc.WaitForReady(true)); err != nil {
 			errs = append(errs, fmt.Errorf("shim: unpublish %q: %w", h.req.Service, err))
 		}
 	}

@@ -47,7 +47,8 @@ func (c *Client) Publish(ctx context.Context, req PublishRequest) (Publication, 
 }
 
 // Unpublish withdraws the publication of service on port and stops
-// holding it.
+// holding it. The agent keeps publications across its own restarts, so
+// Unpublish waits (within ctx) for an agent that is restarting.
 func (c *Client) Unpublish(ctx context.Context, service string, port int) error {
 	c.mu.Lock()
 	if c.closed {
@@ -58,7 +59,7 @@ func (c *Client) Unpublish(ctx context.Context, service string, port int) error 
 		delete(c.held, service)
 	}
 	c.mu.Unlock()
-	if _, err := c.api.Unpublish(ctx, &agentpb.UnpublishRequest{Service: service, Port: uint32(port)}); err != nil {
+	if _, err := c.api.Unpublish(ctx, &agentpb.UnpublishRequest{Service: service, Port: uint32(port)}, grpc.WaitForReady(true)); err != nil {
 		return fmt.Errorf("shim: unpublish %q: %w", service, err)
 	}
 	return nil

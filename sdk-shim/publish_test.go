@@ -55,7 +55,7 @@ func TestPublishHeld(t *testing.T) {
 	isReal := func(eps []registry.Endpoint) bool { return len(eps) == 1 && eps[0].Addr == real }
 	listed(t, e, svc, "registered", isReal)
 
-	t.Log("the agent restarts: it forgot the publications; the client publishes them again")
+	t.Log("the agent restarts: it restores the publications, and the client publishes them again")
 	e.stopAgent()
 	listed(t, e, svc, "deregistered with the agent", func(eps []registry.Endpoint) bool { return len(eps) == 0 })
 	e.startAgent()
@@ -70,6 +70,8 @@ func TestPublishHeld(t *testing.T) {
 	listed(t, e, svc, "registered again", isReal)
 
 	t.Log("unpublish: withdrawn, and not published again after another restart")
+	// The agent restored the publications before the client's connection
+	// came back: Unpublish waits for it.
 	if err := c.Unpublish(ctx, svc, port); err != nil {
 		t.Fatal(err)
 	}

@@ -90,8 +90,12 @@ type PublishRequest struct {
 	Protocol string `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// metadata is registered with the instance. Keys starting "detour." are
 	// reserved for the agent.
-	Metadata      map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Health        *HealthCheck      `protobuf:"bytes,5,opt,name=health,proto3" json:"health,omitempty"`
+	Metadata map[string]string `protobuf:"bytes,4,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Health   *HealthCheck      `protobuf:"bytes,5,opt,name=health,proto3" json:"health,omitempty"`
+	// update replaces a publication of the service that differs (another
+	// port, protocol, metadata or health check); without it that is
+	// ALREADY_EXISTS. The same publication again is always accepted.
+	Update        bool `protobuf:"varint,6,opt,name=update,proto3" json:"update,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -159,6 +163,13 @@ func (x *PublishRequest) GetHealth() *HealthCheck {
 		return x.Health
 	}
 	return nil
+}
+
+func (x *PublishRequest) GetUpdate() bool {
+	if x != nil {
+		return x.Update
+	}
+	return false
 }
 
 type Publication struct {
@@ -379,6 +390,86 @@ func (*UnpublishResponse) Descriptor() ([]byte, []int) {
 	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
+type UnsubscribeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnsubscribeRequest) Reset() {
+	*x = UnsubscribeRequest{}
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnsubscribeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnsubscribeRequest) ProtoMessage() {}
+
+func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
+func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UnsubscribeRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+type UnsubscribeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnsubscribeResponse) Reset() {
+	*x = UnsubscribeResponse{}
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnsubscribeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnsubscribeResponse) ProtoMessage() {}
+
+func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
+func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+}
+
 type ResolveRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
@@ -388,7 +479,7 @@ type ResolveRequest struct {
 
 func (x *ResolveRequest) Reset() {
 	*x = ResolveRequest{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +491,7 @@ func (x *ResolveRequest) String() string {
 func (*ResolveRequest) ProtoMessage() {}
 
 func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +504,7 @@ func (x *ResolveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveRequest.ProtoReflect.Descriptor instead.
 func (*ResolveRequest) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ResolveRequest) GetService() string {
@@ -435,7 +526,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +538,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +551,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubscribeRequest) GetService() string {
@@ -486,7 +577,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +589,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +602,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Endpoint) GetAddr() string {
@@ -535,7 +626,7 @@ type Governance struct {
 
 func (x *Governance) Reset() {
 	*x = Governance{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +638,7 @@ func (x *Governance) String() string {
 func (*Governance) ProtoMessage() {}
 
 func (x *Governance) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +651,7 @@ func (x *Governance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Governance.ProtoReflect.Descriptor instead.
 func (*Governance) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Governance) GetMesh() bool {
@@ -601,7 +692,7 @@ type Answer struct {
 
 func (x *Answer) Reset() {
 	*x = Answer{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +704,7 @@ func (x *Answer) String() string {
 func (*Answer) ProtoMessage() {}
 
 func (x *Answer) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +717,7 @@ func (x *Answer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Answer.ProtoReflect.Descriptor instead.
 func (*Answer) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Answer) GetService() string {
@@ -681,7 +772,7 @@ type SetMeshRequest struct {
 
 func (x *SetMeshRequest) Reset() {
 	*x = SetMeshRequest{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +784,7 @@ func (x *SetMeshRequest) String() string {
 func (*SetMeshRequest) ProtoMessage() {}
 
 func (x *SetMeshRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +797,7 @@ func (x *SetMeshRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMeshRequest.ProtoReflect.Descriptor instead.
 func (*SetMeshRequest) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SetMeshRequest) GetService() string {
@@ -733,7 +824,7 @@ type SetMeshResponse struct {
 
 func (x *SetMeshResponse) Reset() {
 	*x = SetMeshResponse{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +836,7 @@ func (x *SetMeshResponse) String() string {
 func (*SetMeshResponse) ProtoMessage() {}
 
 func (x *SetMeshResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +849,7 @@ func (x *SetMeshResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMeshResponse.ProtoReflect.Descriptor instead.
 func (*SetMeshResponse) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetMeshResponse) GetService() string {
@@ -783,7 +874,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +886,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +899,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 type RegistryStatus struct {
@@ -823,7 +914,7 @@ type RegistryStatus struct {
 
 func (x *RegistryStatus) Reset() {
 	*x = RegistryStatus{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +926,7 @@ func (x *RegistryStatus) String() string {
 func (*RegistryStatus) ProtoMessage() {}
 
 func (x *RegistryStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +939,7 @@ func (x *RegistryStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryStatus.ProtoReflect.Descriptor instead.
 func (*RegistryStatus) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RegistryStatus) GetUrl() string {
@@ -899,7 +990,7 @@ type SidecarStatus struct {
 
 func (x *SidecarStatus) Reset() {
 	*x = SidecarStatus{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1002,7 @@ func (x *SidecarStatus) String() string {
 func (*SidecarStatus) ProtoMessage() {}
 
 func (x *SidecarStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1015,7 @@ func (x *SidecarStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SidecarStatus.ProtoReflect.Descriptor instead.
 func (*SidecarStatus) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SidecarStatus) GetState() string {
@@ -1016,7 +1107,7 @@ type ListenerState struct {
 
 func (x *ListenerState) Reset() {
 	*x = ListenerState{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1119,7 @@ func (x *ListenerState) String() string {
 func (*ListenerState) ProtoMessage() {}
 
 func (x *ListenerState) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1132,7 @@ func (x *ListenerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerState.ProtoReflect.Descriptor instead.
 func (*ListenerState) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListenerState) GetListen() string {
@@ -1083,7 +1174,7 @@ type EndpointState struct {
 
 func (x *EndpointState) Reset() {
 	*x = EndpointState{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1186,7 @@ func (x *EndpointState) String() string {
 func (*EndpointState) ProtoMessage() {}
 
 func (x *EndpointState) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1199,7 @@ func (x *EndpointState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointState.ProtoReflect.Descriptor instead.
 func (*EndpointState) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EndpointState) GetService() string {
@@ -1151,7 +1242,7 @@ type Subscription struct {
 
 func (x *Subscription) Reset() {
 	*x = Subscription{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1254,7 @@ func (x *Subscription) String() string {
 func (*Subscription) ProtoMessage() {}
 
 func (x *Subscription) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1267,7 @@ func (x *Subscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
 func (*Subscription) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Subscription) GetService() string {
@@ -1243,7 +1334,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1346,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1359,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatusResponse) GetHostIp() string {
@@ -1320,13 +1411,14 @@ const file_detour_agent_v1_agent_proto_rawDesc = "" +
 	"\x1bdetour/agent/v1/agent.proto\x12\x0fdetour.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"5\n" +
 	"\vHealthCheck\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
-	"\x04path\x18\x02 \x01(\tR\x04path\"\x98\x02\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\"\xb0\x02\n" +
 	"\x0ePublishRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1a\n" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12I\n" +
 	"\bmetadata\x18\x04 \x03(\v2-.detour.agent.v1.PublishRequest.MetadataEntryR\bmetadata\x124\n" +
-	"\x06health\x18\x05 \x01(\v2\x1c.detour.agent.v1.HealthCheckR\x06health\x1a;\n" +
+	"\x06health\x18\x05 \x01(\v2\x1c.detour.agent.v1.HealthCheckR\x06health\x12\x16\n" +
+	"\x06update\x18\x06 \x01(\bR\x06update\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd8\x03\n" +
@@ -1349,7 +1441,10 @@ const file_detour_agent_v1_agent_proto_rawDesc = "" +
 	"\x10UnpublishRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\"\x13\n" +
-	"\x11UnpublishResponse\"*\n" +
+	"\x11UnpublishResponse\".\n" +
+	"\x12UnsubscribeRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\"\x15\n" +
+	"\x13UnsubscribeResponse\"*\n" +
 	"\x0eResolveRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\"H\n" +
 	"\x10SubscribeRequest\x12\x18\n" +
@@ -1424,10 +1519,11 @@ const file_detour_agent_v1_agent_proto_rawDesc = "" +
 	"\asidecar\x18\x03 \x01(\v2\x1e.detour.agent.v1.SidecarStatusR\asidecar\x12@\n" +
 	"\fpublications\x18\x04 \x03(\v2\x1c.detour.agent.v1.PublicationR\fpublications\x12C\n" +
 	"\rsubscriptions\x18\x05 \x03(\v2\x1d.detour.agent.v1.SubscriptionR\rsubscriptions\x12#\n" +
-	"\rmesh_disabled\x18\x06 \x03(\tR\fmeshDisabled2\xce\x03\n" +
+	"\rmesh_disabled\x18\x06 \x03(\tR\fmeshDisabled2\xa8\x04\n" +
 	"\x05Agent\x12H\n" +
 	"\aPublish\x12\x1f.detour.agent.v1.PublishRequest\x1a\x1c.detour.agent.v1.Publication\x12R\n" +
-	"\tUnpublish\x12!.detour.agent.v1.UnpublishRequest\x1a\".detour.agent.v1.UnpublishResponse\x12C\n" +
+	"\tUnpublish\x12!.detour.agent.v1.UnpublishRequest\x1a\".detour.agent.v1.UnpublishResponse\x12X\n" +
+	"\vUnsubscribe\x12#.detour.agent.v1.UnsubscribeRequest\x1a$.detour.agent.v1.UnsubscribeResponse\x12C\n" +
 	"\aResolve\x12\x1f.detour.agent.v1.ResolveRequest\x1a\x17.detour.agent.v1.Answer\x12I\n" +
 	"\tSubscribe\x12!.detour.agent.v1.SubscribeRequest\x1a\x17.detour.agent.v1.Answer0\x01\x12L\n" +
 	"\aSetMesh\x12\x1f.detour.agent.v1.SetMeshRequest\x1a .detour.agent.v1.SetMeshResponse\x12I\n" +
@@ -1445,62 +1541,66 @@ func file_detour_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_detour_agent_v1_agent_proto_rawDescData
 }
 
-var file_detour_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_detour_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_detour_agent_v1_agent_proto_goTypes = []any{
 	(*HealthCheck)(nil),           // 0: detour.agent.v1.HealthCheck
 	(*PublishRequest)(nil),        // 1: detour.agent.v1.PublishRequest
 	(*Publication)(nil),           // 2: detour.agent.v1.Publication
 	(*UnpublishRequest)(nil),      // 3: detour.agent.v1.UnpublishRequest
 	(*UnpublishResponse)(nil),     // 4: detour.agent.v1.UnpublishResponse
-	(*ResolveRequest)(nil),        // 5: detour.agent.v1.ResolveRequest
-	(*SubscribeRequest)(nil),      // 6: detour.agent.v1.SubscribeRequest
-	(*Endpoint)(nil),              // 7: detour.agent.v1.Endpoint
-	(*Governance)(nil),            // 8: detour.agent.v1.Governance
-	(*Answer)(nil),                // 9: detour.agent.v1.Answer
-	(*SetMeshRequest)(nil),        // 10: detour.agent.v1.SetMeshRequest
-	(*SetMeshResponse)(nil),       // 11: detour.agent.v1.SetMeshResponse
-	(*StatusRequest)(nil),         // 12: detour.agent.v1.StatusRequest
-	(*RegistryStatus)(nil),        // 13: detour.agent.v1.RegistryStatus
-	(*SidecarStatus)(nil),         // 14: detour.agent.v1.SidecarStatus
-	(*ListenerState)(nil),         // 15: detour.agent.v1.ListenerState
-	(*EndpointState)(nil),         // 16: detour.agent.v1.EndpointState
-	(*Subscription)(nil),          // 17: detour.agent.v1.Subscription
-	(*StatusResponse)(nil),        // 18: detour.agent.v1.StatusResponse
-	nil,                           // 19: detour.agent.v1.PublishRequest.MetadataEntry
-	nil,                           // 20: detour.agent.v1.Publication.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*UnsubscribeRequest)(nil),    // 5: detour.agent.v1.UnsubscribeRequest
+	(*UnsubscribeResponse)(nil),   // 6: detour.agent.v1.UnsubscribeResponse
+	(*ResolveRequest)(nil),        // 7: detour.agent.v1.ResolveRequest
+	(*SubscribeRequest)(nil),      // 8: detour.agent.v1.SubscribeRequest
+	(*Endpoint)(nil),              // 9: detour.agent.v1.Endpoint
+	(*Governance)(nil),            // 10: detour.agent.v1.Governance
+	(*Answer)(nil),                // 11: detour.agent.v1.Answer
+	(*SetMeshRequest)(nil),        // 12: detour.agent.v1.SetMeshRequest
+	(*SetMeshResponse)(nil),       // 13: detour.agent.v1.SetMeshResponse
+	(*StatusRequest)(nil),         // 14: detour.agent.v1.StatusRequest
+	(*RegistryStatus)(nil),        // 15: detour.agent.v1.RegistryStatus
+	(*SidecarStatus)(nil),         // 16: detour.agent.v1.SidecarStatus
+	(*ListenerState)(nil),         // 17: detour.agent.v1.ListenerState
+	(*EndpointState)(nil),         // 18: detour.agent.v1.EndpointState
+	(*Subscription)(nil),          // 19: detour.agent.v1.Subscription
+	(*StatusResponse)(nil),        // 20: detour.agent.v1.StatusResponse
+	nil,                           // 21: detour.agent.v1.PublishRequest.MetadataEntry
+	nil,                           // 22: detour.agent.v1.Publication.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
 }
 var file_detour_agent_v1_agent_proto_depIdxs = []int32{
-	19, // 0: detour.agent.v1.PublishRequest.metadata:type_name -> detour.agent.v1.PublishRequest.MetadataEntry
+	21, // 0: detour.agent.v1.PublishRequest.metadata:type_name -> detour.agent.v1.PublishRequest.MetadataEntry
 	0,  // 1: detour.agent.v1.PublishRequest.health:type_name -> detour.agent.v1.HealthCheck
-	20, // 2: detour.agent.v1.Publication.metadata:type_name -> detour.agent.v1.Publication.MetadataEntry
+	22, // 2: detour.agent.v1.Publication.metadata:type_name -> detour.agent.v1.Publication.MetadataEntry
 	0,  // 3: detour.agent.v1.Publication.health:type_name -> detour.agent.v1.HealthCheck
-	7,  // 4: detour.agent.v1.Answer.endpoints:type_name -> detour.agent.v1.Endpoint
-	7,  // 5: detour.agent.v1.Answer.fallback:type_name -> detour.agent.v1.Endpoint
-	8,  // 6: detour.agent.v1.Answer.governance:type_name -> detour.agent.v1.Governance
-	21, // 7: detour.agent.v1.RegistryStatus.error_since:type_name -> google.protobuf.Timestamp
-	21, // 8: detour.agent.v1.SidecarStatus.since:type_name -> google.protobuf.Timestamp
-	15, // 9: detour.agent.v1.SidecarStatus.listeners:type_name -> detour.agent.v1.ListenerState
-	16, // 10: detour.agent.v1.SidecarStatus.endpoints:type_name -> detour.agent.v1.EndpointState
-	9,  // 11: detour.agent.v1.Subscription.answer:type_name -> detour.agent.v1.Answer
-	13, // 12: detour.agent.v1.StatusResponse.registry:type_name -> detour.agent.v1.RegistryStatus
-	14, // 13: detour.agent.v1.StatusResponse.sidecar:type_name -> detour.agent.v1.SidecarStatus
+	9,  // 4: detour.agent.v1.Answer.endpoints:type_name -> detour.agent.v1.Endpoint
+	9,  // 5: detour.agent.v1.Answer.fallback:type_name -> detour.agent.v1.Endpoint
+	10, // 6: detour.agent.v1.Answer.governance:type_name -> detour.agent.v1.Governance
+	23, // 7: detour.agent.v1.RegistryStatus.error_since:type_name -> google.protobuf.Timestamp
+	23, // 8: detour.agent.v1.SidecarStatus.since:type_name -> google.protobuf.Timestamp
+	17, // 9: detour.agent.v1.SidecarStatus.listeners:type_name -> detour.agent.v1.ListenerState
+	18, // 10: detour.agent.v1.SidecarStatus.endpoints:type_name -> detour.agent.v1.EndpointState
+	11, // 11: detour.agent.v1.Subscription.answer:type_name -> detour.agent.v1.Answer
+	15, // 12: detour.agent.v1.StatusResponse.registry:type_name -> detour.agent.v1.RegistryStatus
+	16, // 13: detour.agent.v1.StatusResponse.sidecar:type_name -> detour.agent.v1.SidecarStatus
 	2,  // 14: detour.agent.v1.StatusResponse.publications:type_name -> detour.agent.v1.Publication
-	17, // 15: detour.agent.v1.StatusResponse.subscriptions:type_name -> detour.agent.v1.Subscription
+	19, // 15: detour.agent.v1.StatusResponse.subscriptions:type_name -> detour.agent.v1.Subscription
 	1,  // 16: detour.agent.v1.Agent.Publish:input_type -> detour.agent.v1.PublishRequest
 	3,  // 17: detour.agent.v1.Agent.Unpublish:input_type -> detour.agent.v1.UnpublishRequest
-	5,  // 18: detour.agent.v1.Agent.Resolve:input_type -> detour.agent.v1.ResolveRequest
-	6,  // 19: detour.agent.v1.Agent.Subscribe:input_type -> detour.agent.v1.SubscribeRequest
-	10, // 20: detour.agent.v1.Agent.SetMesh:input_type -> detour.agent.v1.SetMeshRequest
-	12, // 21: detour.agent.v1.Agent.Status:input_type -> detour.agent.v1.StatusRequest
-	2,  // 22: detour.agent.v1.Agent.Publish:output_type -> detour.agent.v1.Publication
-	4,  // 23: detour.agent.v1.Agent.Unpublish:output_type -> detour.agent.v1.UnpublishResponse
-	9,  // 24: detour.agent.v1.Agent.Resolve:output_type -> detour.agent.v1.Answer
-	9,  // 25: detour.agent.v1.Agent.Subscribe:output_type -> detour.agent.v1.Answer
-	11, // 26: detour.agent.v1.Agent.SetMesh:output_type -> detour.agent.v1.SetMeshResponse
-	18, // 27: detour.agent.v1.Agent.Status:output_type -> detour.agent.v1.StatusResponse
-	22, // [22:28] is the sub-list for method output_type
-	16, // [16:22] is the sub-list for method input_type
+	5,  // 18: detour.agent.v1.Agent.Unsubscribe:input_type -> detour.agent.v1.UnsubscribeRequest
+	7,  // 19: detour.agent.v1.Agent.Resolve:input_type -> detour.agent.v1.ResolveRequest
+	8,  // 20: detour.agent.v1.Agent.Subscribe:input_type -> detour.agent.v1.SubscribeRequest
+	12, // 21: detour.agent.v1.Agent.SetMesh:input_type -> detour.agent.v1.SetMeshRequest
+	14, // 22: detour.agent.v1.Agent.Status:input_type -> detour.agent.v1.StatusRequest
+	2,  // 23: detour.agent.v1.Agent.Publish:output_type -> detour.agent.v1.Publication
+	4,  // 24: detour.agent.v1.Agent.Unpublish:output_type -> detour.agent.v1.UnpublishResponse
+	6,  // 25: detour.agent.v1.Agent.Unsubscribe:output_type -> detour.agent.v1.UnsubscribeResponse
+	11, // 26: detour.agent.v1.Agent.Resolve:output_type -> detour.agent.v1.Answer
+	11, // 27: detour.agent.v1.Agent.Subscribe:output_type -> detour.agent.v1.Answer
+	13, // 28: detour.agent.v1.Agent.SetMesh:output_type -> detour.agent.v1.SetMeshResponse
+	20, // 29: detour.agent.v1.Agent.Status:output_type -> detour.agent.v1.StatusResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -1517,7 +1617,7 @@ func file_detour_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_detour_agent_v1_agent_proto_rawDesc), len(file_detour_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,12 +24,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Agent_Publish_FullMethodName   = "/detour.agent.v1.Agent/Publish"
-	Agent_Unpublish_FullMethodName = "/detour.agent.v1.Agent/Unpublish"
-	Agent_Resolve_FullMethodName   = "/detour.agent.v1.Agent/Resolve"
-	Agent_Subscribe_FullMethodName = "/detour.agent.v1.Agent/Subscribe"
-	Agent_SetMesh_FullMethodName   = "/detour.agent.v1.Agent/SetMesh"
-	Agent_Status_FullMethodName    = "/detour.agent.v1.Agent/Status"
+	Agent_Publish_FullMethodName     = "/detour.agent.v1.Agent/Publish"
+	Agent_Unpublish_FullMethodName   = "/detour.agent.v1.Agent/Unpublish"
+	Agent_Unsubscribe_FullMethodName = "/detour.agent.v1.Agent/Unsubscribe"
+	Agent_Resolve_FullMethodName     = "/detour.agent.v1.Agent/Resolve"
+	Agent_Subscribe_FullMethodName   = "/detour.agent.v1.Agent/Subscribe"
+	Agent_SetMesh_FullMethodName     = "/detour.agent.v1.Agent/SetMesh"
+	Agent_Status_FullMethodName      = "/detour.agent.v1.Agent/Status"
 )
 
 // AgentClient is the client API for Agent service.
@@ -40,6 +41,9 @@ type AgentClient interface {
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*Publication, error)
 	// Unpublish withdraws a publication. NOT_FOUND if there is none.
 	Unpublish(ctx context.Context, in *UnpublishRequest, opts ...grpc.CallOption) (*UnpublishResponse, error)
+	// Unsubscribe ends this host's subscription to a service: its watch
+	// stops and its egress port is released. NOT_FOUND if not subscribed.
+	Unsubscribe(ctx context.Context, in *UnsubscribeRequest, opts ...grpc.CallOption) (*UnsubscribeResponse, error)
 	// Resolve returns the current answer for service, subscribing this host
 	// to it if it was not.
 	Resolve(ctx context.Context, in *ResolveRequest, opts ...grpc.CallOption) (*Answer, error)
@@ -75,6 +79,16 @@ func (c *agentClient) Unpublish(ctx context.Context, in *UnpublishRequest, opts 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UnpublishResponse)
 	err := c.cc.Invoke(ctx, Agent_Unpublish_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) Unsubscribe(ctx context.Context, in *UnsubscribeRequest, opts ...grpc.CallOption) (*UnsubscribeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnsubscribeResponse)
+	err := c.cc.Invoke(ctx, Agent_Unsubscribe_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +152,9 @@ type AgentServer interface {
 	Publish(context.Context, *PublishRequest) (*Publication, error)
 	// Unpublish withdraws a publication. NOT_FOUND if there is none.
 	Unpublish(context.Context, *UnpublishRequest) (*UnpublishResponse, error)
+	// Unsubscribe ends this host's subscription to a service: its watch
+	// stops and its egress port is released. NOT_FOUND if not subscribed.
+	Unsubscribe(context.Context, *UnsubscribeRequest) (*UnsubscribeResponse, error)
 	// Resolve returns the current answer for service, subscribing this host
 	// to it if it was not.
 	Resolve(context.Context, *ResolveRequest) (*Answer, error)
@@ -164,6 +181,9 @@ func (UnimplementedAgentServer) Publish(context.Context, *PublishRequest) (*Publ
 }
 func (UnimplementedAgentServer) Unpublish(context.Context, *UnpublishRequest) (*UnpublishResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Unpublish not implemented")
+}
+func (UnimplementedAgentServer) Unsubscribe(context.Context, *UnsubscribeRequest) (*UnsubscribeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unsubscribe not implemented")
 }
 func (UnimplementedAgentServer) Resolve(context.Context, *ResolveRequest) (*Answer, error) {
 	return nil, status.Error(codes.Unimplemented, "method Resolve not implemented")
@@ -230,6 +250,24 @@ func _Agent_Unpublish_Handler(srv interface{}, ctx context.Context, dec func(int
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AgentServer).Unpublish(ctx, req.(*UnpublishRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_Unsubscribe_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnsubscribeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).Unsubscribe(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_Unsubscribe_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).Unsubscribe(ctx, req.(*UnsubscribeRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -313,6 +351,10 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Unpublish",
 			Handler:    _Agent_Unpublish_Handler,
+		},
+		{
+			MethodName: "Unsubscribe",
+			Handler:    _Agent_Unsubscribe_Handler,
 		},
 		{
 			MethodName: "Resolve",

@@ -353,8 +353,16 @@ type Hello struct {
 	// none), so that a sidecar reconnecting to the same agent is known to be
 	// serving a given state.
 	AppliedVersion uint64 `protobuf:"varint,3,opt,name=applied_version,json=appliedVersion,proto3" json:"applied_version,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// host_ip is the sidecar's --host-ip; an agent with another host_ip
+	// refuses the stream (a sidecar started with the wrong flag).
+	HostIp string `protobuf:"bytes,4,opt,name=host_ip,json=hostIp,proto3" json:"host_ip,omitempty"`
+	// instance names this sidecar process (random, made at start). A stream
+	// from the instance the agent already has replaces it (a reconnect); a
+	// stream from another instance is refused while the one the agent has
+	// is connected and its /ready probe passes (one sidecar per agent).
+	Instance      string `protobuf:"bytes,5,opt,name=instance,proto3" json:"instance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -406,6 +414,20 @@ func (x *Hello) GetAppliedVersion() uint64 {
 		return x.AppliedVersion
 	}
 	return 0
+}
+
+func (x *Hello) GetHostIp() string {
+	if x != nil {
+		return x.HostIp
+	}
+	return ""
+}
+
+func (x *Hello) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
 }
 
 // Ack: the sidecar applied snapshot `version` in full.
@@ -1476,12 +1498,14 @@ const file_detour_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x03msg\"P\n" +
 	"\fAgentMessage\x129\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x1b.detour.sidecar.v1.SnapshotH\x00R\bsnapshotB\x05\n" +
-	"\x03msg\"e\n" +
+	"\x03msg\"\x9a\x01\n" +
 	"\x05Hello\x12\x1d\n" +
 	"\n" +
 	"admin_addr\x18\x01 \x01(\tR\tadminAddr\x12\x14\n" +
 	"\x05build\x18\x02 \x01(\tR\x05build\x12'\n" +
-	"\x0fapplied_version\x18\x03 \x01(\x04R\x0eappliedVersion\"\x1f\n" +
+	"\x0fapplied_version\x18\x03 \x01(\x04R\x0eappliedVersion\x12\x17\n" +
+	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp\x12\x1a\n" +
+	"\binstance\x18\x05 \x01(\tR\binstance\"\x1f\n" +
 	"\x03Ack\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\"8\n" +
 	"\x04Nack\x12\x18\n" +

@@ -83,6 +83,10 @@ type Agent struct {
 	// registered is what the registry holds for us, as the registrar
 	// last made it.
 	registered map[regKey]registry.Endpoint
+	// adopted is what an earlier run registered and the resumed session
+	// still held at start (adoptLocked); kept as is until the sidecar's
+	// state is settled.
+	adopted    map[regKey]bool
 	subs       map[string]*subscription
 	meshFlag   map[string]bool // run-time overrides of the config's mesh flag
 	sc         sidecarState
@@ -136,6 +140,10 @@ func New(cfg config.Config, reg registry.Registry, opts ...Option) (*Agent, erro
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	saved, err := loadPublications(publicationsPath(cfg.DataDir), log)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &Agent{
 		cfg: cfg, reg: reg, log: log, opts: o, ports: ports, metrics: o.metrics,
@@ -152,15 +160,22 @@ func New(cfg config.Config, reg registry.Registry, opts ...Option) (*Agent, erro
 		probeNow:   make(chan struct{}, 1),
 	}
 	a.sc = newSidecarState(cfg.Sidecar.Admin, o.now())
+	a.regErr, a.regSince = errNotReached, o.now()
 	a.snap = &sidecarpb.Snapshot{Version: a.revBase}
 	a.mu.Lock()
 	a.loadCacheLocked()
+	for _, req := range saved {
+		a.addPublicationLocked(req)
+	}
+	a.adoptLocked()
 	a.updateLocked()
 	a.mu.Unlock()
 	a.goLoop(a.registrarLoop)
 	a.goLoop(a.cacheLoop)
 	a.goLoop(a.probeLoop)
 	a.goLoop(a.appCheckLoop)
+	a.goLoop(a.registryProbeLoop)
+	a.goLoop(a.expireLoop)
 	return a, nil
 }
 

@@ -26,6 +26,9 @@ func (a *Agent) loadCacheLocked() {
 			s.eps = append(s.eps, ep.Registry(svc))
 		}
 		s.known, s.fromCache = true, true
+		if len(s.eps) > 0 {
+			s.emptySince = time.Time{}
+		}
 	}
 }
 

@@ -13,6 +13,12 @@ var (
 	ErrInvalid = registry.ErrInvalid
 	// ErrNotPublished: unpublish of something never published.
 	ErrNotPublished = errors.New("not published")
+	// ErrNotSubscribed: unsubscribe of a service this host does not
+	// follow.
+	ErrNotSubscribed = errors.New("not subscribed")
+	// ErrUnknownService: a setting for a service this host neither
+	// publishes nor follows nor has in its config.
+	ErrUnknownService = errors.New("unknown service")
 	// ErrConflict: the service is already published on this host on
 	// another port.
 	ErrConflict = errors.New("conflict")
@@ -21,6 +27,9 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrClosed: the agent is shutting down.
 	ErrClosed = errors.New("agent closed")
+	// ErrSidecarRefused: a sidecar that may not have this agent's stream
+	// (another one holds it and is ready, or its host_ip is not ours).
+	ErrSidecarRefused = errors.New("sidecar refused")
 	// ErrReplaced: a newer sidecar stream took over this one.
 	ErrReplaced = errors.New("sidecar stream replaced by a newer one")
 )

@@ -39,13 +39,14 @@ func testConfig(dir string) config.Config {
 // env is one agent on a fake registry server, with a switch for the
 // sidecar's /ready.
 type env struct {
-	t     *testing.T
-	srv   *registrytest.FakeServer
-	cli   *registrytest.Fake // the agent's registry client
-	other *registrytest.Fake // another host's client
-	a     *Agent
-	cfg   config.Config
-	ready *atomic.Bool
+	t      *testing.T
+	srv    *registrytest.FakeServer
+	cli    *registrytest.Fake // the agent's registry client
+	other  *registrytest.Fake // another host's client
+	a      *Agent
+	cfg    config.Config
+	ready  *atomic.Bool
+	probes atomic.Int64 // /ready probes made
 	// realDial makes the agent's own app check dial for real; by default
 	// every app is taken as listening.
 	realDial *atomic.Bool
@@ -84,6 +85,7 @@ func (e *env) start() {
 			return c1, nil
 		}),
 		WithReadyProbe(func(ctx context.Context, addr string) error {
+			e.probes.Add(1)
 			if e.ready.Load() {
 				return nil
 			}
@@ -117,9 +119,18 @@ type standIn struct {
 func (e *env) startSidecar() *standIn {
 	e.t.Helper()
 	e.ready.Store(true)
-	sess, err := e.a.SidecarConnect(&sidecarpb.Hello{AdminAddr: "127.0.0.1:7702"})
+	s, err := e.connectSidecar(&sidecarpb.Hello{AdminAddr: "127.0.0.1:7702"})
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	return s
+}
+
+// connectSidecar opens a stand-in's stream with hello.
+func (e *env) connectSidecar(hello *sidecarpb.Hello) (*standIn, error) {
+	sess, err := e.a.SidecarConnect(hello)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &standIn{sess: sess, cancel: cancel, done: make(chan struct{})}
@@ -142,7 +153,7 @@ func (e *env) startSidecar() *standIn {
 		}
 	}()
 	e.t.Cleanup(s.stop)
-	return s
+	return s, nil
 }
 
 func (s *standIn) stop() {

@@ -50,7 +50,10 @@ func (a *Agent) meshEnabledLocked(service string) bool {
 
 // SetMesh puts service in (enabled) or out of the mesh on this host, in
 // both directions, live: its subscribers get the new answer and its
-// publication is registered again.
+// publication is registered again. A service this host neither publishes
+// nor follows, nor names in its config or its saved flags, is
+// ErrUnknownService: a typo must not be saved as a setting forever (name
+// it under services: in the config to set it ahead).
 func (a *Agent) SetMesh(service string, enabled bool) error {
 	if err := registry.ValidateService(service); err != nil {
 		return err
@@ -59,6 +62,13 @@ func (a *Agent) SetMesh(service string, enabled bool) error {
 	defer a.mu.Unlock()
 	if a.closed {
 		return ErrClosed
+	}
+	_, published := a.pubs[service]
+	_, subscribed := a.subs[service]
+	_, configured := a.cfg.Services[service]
+	_, saved := a.meshFlag[service]
+	if !published && !subscribed && !configured && !saved {
+		return fmt.Errorf("%w: %q is neither published nor subscribed on this host, nor in its config", ErrUnknownService, service)
 	}
 	next := make(map[string]bool, len(a.meshFlag)+1)
 	for k, v := range a.meshFlag {

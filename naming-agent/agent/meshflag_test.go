@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"errors"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -56,6 +58,15 @@ func TestMeshFlagLive(t *testing.T) {
 	}
 	if err := e.a.SetMesh("bad/name", true); err == nil {
 		t.Error("SetMesh accepted a bad name")
+	}
+	// A typo is refused, and nothing is saved.
+	if err := e.a.SetMesh("svcc", false); !errors.Is(err, ErrUnknownService) {
+		t.Errorf("SetMesh(unknown) = %v, want ErrUnknownService", err)
+	}
+	e.stop()
+	e.start()
+	if st := e.a.Status(); slices.Contains(st.MeshDisabled, "svcc") {
+		t.Errorf("the refused flag was saved: %v", st.MeshDisabled)
 	}
 }
 

@@ -53,9 +53,9 @@ func (a *Agent) probeLoop() {
 		}
 		a.mu.Lock()
 		a.sc.probed(err == nil)
-		wasUp := a.sc.up
+		wasUp, wasSettled := a.sc.up, a.sc.settled
 		a.sc.decide(a.cfg.Sidecar, a.opts.now(), a.onSidecarTransitionLocked)
-		if a.sc.up != wasUp {
+		if a.sc.up != wasUp || a.sc.settled != wasSettled {
 			a.updateLocked()
 		}
 		a.mu.Unlock()

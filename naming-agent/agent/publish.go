@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"strconv"
 	"strings"
@@ -74,9 +75,11 @@ func NormalizePublish(req PublishRequest) (PublishRequest, error) {
 
 // Publish publishes a service on this host: it is registered through the
 // sidecar's ingress while the mesh carries it, on its own port otherwise.
-// Publishing the same service and port again updates protocol, metadata
-// and health check. A service is published once per host: another port
-// for a published service is ErrConflict.
+// The publication is on disk before Publish returns and outlives the
+// agent's process (see durable.go). A service is published once per host:
+// publishing it again with the same port, protocol, metadata and health
+// check changes nothing; with anything else it is ErrConflict unless
+// req.Update asks to replace it.
 func (a *Agent) Publish(req PublishRequest) (Publication, error) {
 	req, err := NormalizePublish(req)
 	if err != nil {
@@ -88,26 +91,52 @@ func (a *Agent) Publish(req PublishRequest) (Publication, error) {
 		return Publication{}, ErrClosed
 	}
 	p := a.pubs[req.Service]
-	if p != nil && p.req.Port != req.Port {
-		return Publication{}, fmt.Errorf("%w: service %q is already published on this host on port %d; unpublish it first", ErrConflict, req.Service, p.req.Port)
+	if p != nil && samePublication(p.req, req) {
+		return a.publicationLocked(p), nil
 	}
+	if p != nil && !req.Update {
+		return Publication{}, fmt.Errorf("%w: service %q is already published on this host (port %d, protocol %s); unpublish it first, or publish with update to replace it",
+			ErrConflict, req.Service, p.req.Port, p.req.Protocol)
+	}
+	next := a.requestsLocked()
+	next[req.Service] = req
+	if err := a.savePublicationsLocked(next); err != nil {
+		return Publication{}, err
+	}
+	p = a.addPublicationLocked(req)
+	a.updateLocked()
+	return a.publicationLocked(p), nil
+}
+
+// samePublication: b would change nothing of a.
+func samePublication(a, b PublishRequest) bool {
+	return a.Port == b.Port && a.Protocol == b.Protocol && a.Health == b.Health && maps.Equal(a.Metadata, b.Metadata)
+}
+
+// addPublicationLocked makes or replaces the publication of req.Service
+// in memory; the caller saved it and recomputes.
+func (a *Agent) addPublicationLocked(req PublishRequest) *publication {
+	req.Update = false
+	p := a.pubs[req.Service]
 	if p == nil {
 		ingress, err := a.ports.Assign(poolIngress, req.Service)
 		if err != nil {
 			a.log.Warn("no ingress port: the service stays out of the mesh", zap.String("service", req.Service), zap.Error(err))
 		}
+		p = &publication{ingress: ingress}
+		a.pubs[req.Service] = p
+	}
+	if p.req.Port != req.Port {
 		// The app asked to be published, so it is taken as listening; its
 		// health check withdraws it within a few intervals if not.
-		p = &publication{ingress: ingress, healthy: true, source: sourceAgent}
-		a.pubs[req.Service] = p
-		a.log.Info("published", zap.String("service", req.Service), zap.Int("port", req.Port), zap.Int("ingress_port", ingress))
+		p.healthy, p.source, p.reason, p.okStreak, p.failStreak = true, sourceAgent, "", 0, 0
 	}
 	p.req = req
-	a.updateLocked()
-	return a.publicationLocked(p), nil
+	a.log.Info("published", zap.String("service", req.Service), zap.Int("port", req.Port), zap.String("protocol", req.Protocol), zap.Int("ingress_port", p.ingress))
+	return p
 }
 
-// Unpublish withdraws the publication of service on port.
+// Unpublish withdraws the publication of service on port, for good.
 func (a *Agent) Unpublish(service string, port int) error {
 	if err := registry.ValidateService(service); err != nil {
 		return err
@@ -123,6 +152,11 @@ func (a *Agent) Unpublish(service string, port int) error {
 	p := a.pubs[service]
 	if p == nil || p.req.Port != port {
 		return fmt.Errorf("%w: service %q port %d", ErrNotPublished, service, port)
+	}
+	next := a.requestsLocked()
+	delete(next, service)
+	if err := a.savePublicationsLocked(next); err != nil {
+		return err
 	}
 	delete(a.pubs, service)
 	a.log.Info("unpublished", zap.String("service", service), zap.Int("port", port))

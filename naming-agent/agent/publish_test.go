@@ -85,9 +85,20 @@ func TestPublishErrors(t *testing.T) {
 	if err := e.a.Unpublish("", 9000); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Unpublish(empty) = %v", err)
 	}
-	// Same service and port again is an update, not a conflict.
-	if _, err := e.a.Publish(PublishRequest{Service: "s", Port: 9000, Protocol: "http"}); err != nil {
-		t.Errorf("re-publish = %v", err)
+	// The same publication again changes nothing; another protocol is a
+	// conflict (the two hosts would disagree) unless asked as an update.
+	if _, err := e.a.Publish(PublishRequest{Service: "s", Port: 9000}); err != nil {
+		t.Errorf("identical re-publish = %v", err)
+	}
+	if _, err := e.a.Publish(PublishRequest{Service: "s", Port: 9000, Protocol: "http"}); !errors.Is(err, ErrConflict) {
+		t.Errorf("re-publish with another protocol = %v, want a conflict", err)
+	}
+	if got := e.a.Status().Publications[0].Protocol; got != "tcp" {
+		t.Errorf("a refused re-publish changed the protocol to %q", got)
+	}
+	pub, err := e.a.Publish(PublishRequest{Service: "s", Port: 9000, Protocol: "http", Update: true})
+	if err != nil || pub.Protocol != "http" {
+		t.Errorf("update = %+v, %v", pub, err)
 	}
 }
 

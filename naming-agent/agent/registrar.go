@@ -46,7 +46,22 @@ func (a *Agent) registrarLoop() {
 func (a *Agent) reconcile() (failed bool) {
 	a.mu.Lock()
 	want := map[regKey]registry.Endpoint{}
+	var held map[string][]registry.Endpoint // until settled: what an earlier run left
+	if !a.sc.settled {
+		held = map[string][]registry.Endpoint{}
+		for k := range a.adopted {
+			if ep, ok := a.registered[k]; ok {
+				held[ep.Service] = append(held[ep.Service], ep)
+			}
+		}
+	}
 	for _, p := range a.pubs {
+		if eps := held[p.req.Service]; len(eps) > 0 {
+			for _, ep := range eps {
+				want[regKey{ep.Service, ep.Addr}] = ep
+			}
+			continue
+		}
 		if ep, ok := a.desiredLocked(p); ok {
 			want[regKey{ep.Service, ep.Addr}] = ep
 		}

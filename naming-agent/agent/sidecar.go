@@ -23,10 +23,18 @@ import (
 // immediate probe, refused at once); the stream stayed broken for
 // StreamGrace although /ready answers; DownThreshold probes failed in a
 // row although the stream is up (a hung sidecar).
+//
+// Settled: since the agent started, it has learned whether its sidecar
+// lives: the sidecar came up, or a probe failed with no stream, or
+// StreamGrace plus ReadyThreshold probes passed. A restarted agent finds
+// its sidecar still serving and redialling; until settled, the
+// registrations an earlier run left in the registry stay as they are
+// (registrar.go), so a restart of the agent alone changes nothing there.
 type sidecarState struct {
 	defaultAdmin string
 	adminAddr    string
 	build        string
+	instance     string // Hello.instance of the sidecar the agent has
 
 	session        uint64 // current stream, 0: none
 	nextSession    uint64
@@ -34,8 +42,10 @@ type sidecarState struct {
 	disconnectedAt time.Time
 	ackedInSession bool
 
-	up    bool
-	since time.Time
+	up      bool
+	since   time.Time
+	started time.Time
+	settled bool
 
 	okStreak, failStreak int
 
@@ -50,11 +60,17 @@ type sidecarState struct {
 }
 
 func newSidecarState(admin string, now time.Time) sidecarState {
-	return sidecarState{defaultAdmin: admin, adminAddr: admin, since: now, sent: map[uint64]*sidecarpb.Snapshot{}}
+	return sidecarState{defaultAdmin: admin, adminAddr: admin, since: now, started: now, sent: map[uint64]*sidecarpb.Snapshot{}}
 }
 
 // decide applies the rules above and calls onChange on a transition.
 func (s *sidecarState) decide(cfg config.Sidecar, now time.Time, onChange func(up bool)) {
+	defer func() {
+		settleBy := cfg.StreamGrace + time.Duration(cfg.ReadyThreshold)*cfg.ProbeInterval
+		if !s.settled && (s.up || (!s.connected && s.failStreak > 0) || now.Sub(s.started) >= settleBy) {
+			s.settled = true
+		}
+	}()
 	if s.up {
 		brokenAndDead := !s.connected && s.failStreak > 0
 		graceOver := !s.connected && now.Sub(s.disconnectedAt) >= cfg.StreamGrace
@@ -123,8 +139,14 @@ type SidecarSession struct {
 	lastSent uint64
 }
 
-// SidecarConnect opens a session for a sidecar that sent hello. A newer
-// session replaces an older one, whose Next then returns ErrReplaced.
+// SidecarConnect opens a session for a sidecar that sent hello. One
+// sidecar per agent: the agent keeps the one it has. A sidecar whose
+// host_ip is not the agent's is refused (ErrSidecarRefused); so is
+// another instance while the connected one's last /ready probe passed (a
+// second sidecar started by mistake must not take the mesh down). A
+// newer stream of the same instance (a reconnect), or any sidecar while
+// the connected one fails its probes, replaces the session; the older
+// one's Next then returns ErrReplaced.
 func (a *Agent) SidecarConnect(hello *sidecarpb.Hello) (*SidecarSession, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -136,6 +158,11 @@ func (a *Agent) SidecarConnect(hello *sidecarpb.Hello) (*SidecarSession, error) 
 			return nil, fmt.Errorf("%w: hello.admin_addr %q: %v", ErrInvalid, hello.GetAdminAddr(), err)
 		}
 	}
+	if err := a.fenceLocked(hello); err != nil {
+		a.log.Warn("sidecar refused", zap.String("admin_addr", hello.GetAdminAddr()), zap.String("instance", hello.GetInstance()), zap.Error(err))
+		return nil, err
+	}
+	a.sc.instance = hello.GetInstance()
 	a.sc.nextSession++
 	a.sc.session = a.sc.nextSession
 	a.sc.connected = true
@@ -150,6 +177,19 @@ func (a *Agent) SidecarConnect(hello *sidecarpb.Hello) (*SidecarSession, error) 
 	a.kick(a.probeNow)
 	a.updateLocked()
 	return &SidecarSession{a: a, id: a.sc.session}, nil
+}
+
+// fenceLocked says why hello's sidecar may not have the stream, or nil.
+func (a *Agent) fenceLocked(hello *sidecarpb.Hello) error {
+	if ip := hello.GetHostIp(); ip != "" && ip != a.cfg.HostIP {
+		return fmt.Errorf("%w: the sidecar's --host-ip is %s but this agent's host_ip is %s", ErrSidecarRefused, ip, a.cfg.HostIP)
+	}
+	sameInstance := hello.GetInstance() == a.sc.instance
+	if a.sc.connected && !sameInstance && a.sc.failStreak == 0 {
+		return fmt.Errorf("%w: another sidecar (admin %s, instance %s) is connected and ready; stop one of them",
+			ErrSidecarRefused, a.sc.adminAddr, a.sc.instance)
+	}
+	return nil
 }
 
 func (a *Agent) wakeSnapLocked() {

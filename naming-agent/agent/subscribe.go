@@ -11,6 +11,8 @@ import (
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 
+var errNoAnswerYet = errors.New("the registry has not answered yet")
+
 // subscription is one subscribed service: one registry watch for the
 // whole host, however many apps ask.
 type subscription struct {
@@ -25,6 +27,11 @@ type subscription struct {
 	notify    chan struct{} // closed and replaced when answer changes
 	waiters   int           // blocked HTTP queries and gRPC streams
 	egress    int           // 0: none assigned
+	cancel    func()        // stops the watch
+	dropped   bool          // unsubscribed: waiters return, callers subscribe anew
+	// lastAsked and emptySince (zero while it has endpoints) decide
+	// when an unused subscription expires (unsubscribe.go).
+	lastAsked, emptySince time.Time
 }
 
 // subscribeLocked returns the subscription of service, making it (and
@@ -33,7 +40,9 @@ func (a *Agent) subscribeLocked(service string) *subscription {
 	if s := a.subs[service]; s != nil {
 		return s
 	}
-	s := &subscription{service: service, first: make(chan struct{}), notify: make(chan struct{})}
+	now := a.opts.now()
+	ctx, cancel := context.WithCancel(a.ctx)
+	s := &subscription{service: service, first: make(chan struct{}), notify: make(chan struct{}), cancel: cancel, lastAsked: now, emptySince: now}
 	egress, err := a.ports.Assign(poolEgress, service)
 	if err != nil {
 		a.log.Warn("no egress port: the service stays out of the mesh", zap.String("service", service), zap.Error(err))
@@ -42,7 +51,7 @@ func (a *Agent) subscribeLocked(service string) *subscription {
 	s.answer = a.computeAnswerLocked(s)
 	s.answer.Revision = a.revBase
 	a.subs[service] = s
-	a.goLoop(func() { a.watchLoop(service) })
+	a.goLoop(func() { a.watchLoop(ctx, s) })
 	a.log.Info("subscribed", zap.String("service", service), zap.Int("egress_port", egress))
 	return s
 }
@@ -62,61 +71,68 @@ func (a *Agent) updateAnswerLocked(s *subscription) {
 	a.metrics.answerChanges.Inc()
 }
 
-// watchLoop follows service in the registry until the agent closes.
-func (a *Agent) watchLoop(service string) {
+// watchLoop follows s in the registry until ctx ends (the agent closes
+// or s is unsubscribed).
+func (a *Agent) watchLoop(ctx context.Context, s *subscription) {
 	backoff := 100 * time.Millisecond
-	for a.ctx.Err() == nil {
-		w, err := a.reg.Watch(a.ctx, service)
+	for ctx.Err() == nil {
+		w, err := a.reg.Watch(ctx, s.service)
 		if err != nil {
-			a.watchFailed(service, err)
-			if !a.sleep(backoff) {
+			a.watchFailed(s, err)
+			if !sleepCtx(ctx, backoff) {
 				return
 			}
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
 		for {
-			eps, err := w.Next(a.ctx)
+			eps, err := w.Next(ctx)
 			if err == nil {
 				backoff = 100 * time.Millisecond
-				a.watchUpdate(service, eps)
+				a.watchUpdate(s, eps)
 				continue
 			}
-			if a.ctx.Err() != nil || errors.Is(err, registry.ErrClosed) {
+			if ctx.Err() != nil || errors.Is(err, registry.ErrClosed) {
 				w.Close()
 				return
 			}
-			a.watchFailed(service, err)
+			a.watchFailed(s, err)
 			if errors.Is(err, registry.ErrUnavailable) {
 				continue // the watcher reconnects by itself
 			}
 			w.Close()
 			break
 		}
-		if !a.sleep(backoff) {
+		if !sleepCtx(ctx, backoff) {
 			return
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
-func (a *Agent) sleep(d time.Duration) bool {
+// sleepCtx waits d, or until ctx ends (false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-a.ctx.Done():
+	case <-ctx.Done():
 		return false
 	}
 }
 
-func (a *Agent) watchUpdate(service string, eps []registry.Endpoint) {
+func (a *Agent) watchUpdate(s *subscription, eps []registry.Endpoint) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s := a.subs[service]
-	if s == nil {
+	if s.dropped {
 		return
+	}
+	switch {
+	case len(eps) > 0:
+		s.emptySince = time.Time{}
+	case s.emptySince.IsZero():
+		s.emptySince = a.opts.now()
 	}
 	wasKnown := s.known
 	s.eps, s.known, s.fromCache, s.err = eps, true, false, nil
@@ -132,15 +148,14 @@ func (a *Agent) watchUpdate(service string, eps []registry.Endpoint) {
 	a.kick(a.saveWake)
 }
 
-func (a *Agent) watchFailed(service string, err error) {
+func (a *Agent) watchFailed(s *subscription, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s := a.subs[service]
-	if s == nil {
+	if s.dropped {
 		return
 	}
 	if s.err == nil {
-		a.log.Warn("registry watch failed; answering from the last known endpoints", zap.String("service", service), zap.Error(err))
+		a.log.Warn("registry watch failed; answering from the last known endpoints", zap.String("service", s.service), zap.Error(err))
 	}
 	s.err = err
 	a.firstLocked(s)
@@ -182,6 +197,7 @@ func (a *Agent) Wait(ctx context.Context, service string, revision uint64) (Answ
 	if !existed {
 		a.updateSubLocked(s)
 	}
+	s.lastAsked = a.opts.now()
 	first, known := s.first, s.known
 	a.mu.Unlock()
 
@@ -205,14 +221,30 @@ func (a *Agent) Wait(ctx context.Context, service string, revision uint64) (Answ
 	a.metrics.subscribers.Inc()
 	defer func() {
 		s.waiters--
+		s.lastAsked = a.opts.now()
 		a.metrics.subscribers.Dec()
 	}()
 	for {
 		if a.closed {
 			return Answer{}, ErrClosed
 		}
-		if !s.known && s.err != nil {
-			return Answer{}, fmt.Errorf("%w: service %q: nothing known yet: %w", ErrUnavailable, service, s.err)
+		if s.dropped {
+			// Unsubscribed meanwhile: the last answer; the caller's
+			// next query subscribes again.
+			return s.answer, nil
+		}
+		if !s.known {
+			// Never seen, not in the cache, and the registry has not
+			// answered within initial_wait: no answer is better than an
+			// empty one the app would take for "no instances".
+			cause := s.err
+			if cause == nil {
+				cause = a.regErr
+			}
+			if cause == nil {
+				cause = errNoAnswerYet
+			}
+			return Answer{}, fmt.Errorf("%w: service %q: nothing known yet: %w", ErrUnavailable, service, cause)
 		}
 		if s.answer.Revision != revision || ctx.Err() != nil {
 			return s.answer, nil

@@ -14,6 +14,9 @@ type PublishRequest struct {
 	Protocol string // "tcp" (default), "http", "grpc"
 	Metadata map[string]string
 	Health   HealthSpec
+	// Update replaces a publication of Service that differs; without it
+	// that is ErrConflict.
+	Update bool
 }
 
 // The API's JSON types live in api/agentjson, so clients decode them

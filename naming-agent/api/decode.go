@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"strconv"
 	"time"
@@ -26,6 +27,7 @@ type publishBody struct {
 		Type string `json:"type"`
 		Path string `json:"path"`
 	} `json:"health"`
+	Update bool `json:"update"`
 }
 
 type unpublishBody struct {
@@ -73,7 +75,8 @@ func requirePort(p *int64) (int, error) {
 	if p == nil {
 		return 0, fmt.Errorf("%w: missing field \"port\"", agent.ErrInvalid)
 	}
-	if *p < 1 || *p > 65535 {
+	if *p < 0 || *p > math.MaxInt32 {
+		// The range is the agent's rule; this only keeps the number an int.
 		return 0, fmt.Errorf("%w: port %d: must be 1-65535", agent.ErrInvalid, *p)
 	}
 	return int(*p), nil
@@ -86,7 +89,8 @@ func requireService(s *string) (string, error) {
 	return *s, nil
 }
 
-// decodePublish decodes and validates a publish body.
+// decodePublish decodes a publish body: its shape. What the values mean
+// (service name, port range, protocol, metadata) the agent checks.
 func decodePublish(b []byte) (agent.PublishRequest, error) {
 	var body publishBody
 	if err := decodeStrict(b, &body); err != nil {
@@ -100,11 +104,11 @@ func decodePublish(b []byte) (agent.PublishRequest, error) {
 	if err != nil {
 		return agent.PublishRequest{}, err
 	}
-	req := agent.PublishRequest{Service: svc, Port: port, Protocol: body.Protocol, Metadata: body.Metadata}
+	req := agent.PublishRequest{Service: svc, Port: port, Protocol: body.Protocol, Metadata: body.Metadata, Update: body.Update}
 	if body.Health != nil {
 		req.Health = agent.HealthSpec{Type: body.Health.Type, Path: body.Health.Path}
 	}
-	return agent.NormalizePublish(req)
+	return req, nil
 }
 
 // decodeUnpublish decodes an unpublish body.

@@ -21,7 +21,7 @@ func httpStatus(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, agent.ErrInvalid):
 		return http.StatusBadRequest
-	case errors.Is(err, agent.ErrNotPublished):
+	case errors.Is(err, agent.ErrNotPublished), errors.Is(err, agent.ErrNotSubscribed), errors.Is(err, agent.ErrUnknownService):
 		return http.StatusNotFound
 	case errors.Is(err, agent.ErrConflict):
 		return http.StatusConflict
@@ -40,7 +40,7 @@ func grpcError(err error) error {
 	switch {
 	case errors.Is(err, agent.ErrInvalid), errors.Is(err, errTooLarge):
 		code = codes.InvalidArgument
-	case errors.Is(err, agent.ErrNotPublished):
+	case errors.Is(err, agent.ErrNotPublished), errors.Is(err, agent.ErrNotSubscribed), errors.Is(err, agent.ErrUnknownService):
 		code = codes.NotFound
 	case errors.Is(err, agent.ErrConflict):
 		code = codes.AlreadyExists
@@ -48,6 +48,8 @@ func grpcError(err error) error {
 		code = codes.Unavailable
 	case errors.Is(err, agent.ErrReplaced):
 		code = codes.Aborted
+	case errors.Is(err, agent.ErrSidecarRefused):
+		code = codes.FailedPrecondition
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):

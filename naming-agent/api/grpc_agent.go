@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"maps"
 
 	"google.golang.org/grpc"
@@ -23,21 +22,11 @@ type agentServer struct {
 	a *agent.Agent
 }
 
-func grpcPort(p uint32) (int, error) {
-	if p < 1 || p > 65535 {
-		return 0, fmt.Errorf("%w: port %d: must be 1-65535", agent.ErrInvalid, p)
-	}
-	return int(p), nil
-}
-
 func (s *agentServer) Publish(ctx context.Context, req *agentpb.PublishRequest) (*agentpb.Publication, error) {
-	port, err := grpcPort(req.GetPort())
-	if err != nil {
-		return nil, grpcError(err)
-	}
 	pub, err := s.a.Publish(agent.PublishRequest{
-		Service: req.GetService(), Port: port, Protocol: req.GetProtocol(), Metadata: req.GetMetadata(),
+		Service: req.GetService(), Port: int(req.GetPort()), Protocol: req.GetProtocol(), Metadata: req.GetMetadata(),
 		Health: agent.HealthSpec{Type: req.GetHealth().GetType(), Path: req.GetHealth().GetPath()},
+		Update: req.GetUpdate(),
 	})
 	if err != nil {
 		return nil, grpcError(err)
@@ -46,14 +35,17 @@ func (s *agentServer) Publish(ctx context.Context, req *agentpb.PublishRequest) 
 }
 
 func (s *agentServer) Unpublish(ctx context.Context, req *agentpb.UnpublishRequest) (*agentpb.UnpublishResponse, error) {
-	port, err := grpcPort(req.GetPort())
-	if err == nil {
-		err = s.a.Unpublish(req.GetService(), port)
-	}
-	if err != nil {
+	if err := s.a.Unpublish(req.GetService(), int(req.GetPort())); err != nil {
 		return nil, grpcError(err)
 	}
 	return &agentpb.UnpublishResponse{}, nil
+}
+
+func (s *agentServer) Unsubscribe(ctx context.Context, req *agentpb.UnsubscribeRequest) (*agentpb.UnsubscribeResponse, error) {
+	if err := s.a.Unsubscribe(req.GetService()); err != nil {
+		return nil, grpcError(err)
+	}
+	return &agentpb.UnsubscribeResponse{}, nil
 }
 
 func (s *agentServer) Resolve(ctx context.Context, req *agentpb.ResolveRequest) (*agentpb.Answer, error) {

@@ -78,7 +78,7 @@ func (s *sidecarServer) Control(stream sidecarpb.SidecarControl_ControlServer) e
 	if !errors.Is(recvErr, context.Canceled) { // recvLoop ends only on an error
 		err = recvErr
 	}
-	if errors.Is(err, agent.ErrReplaced) || errors.Is(err, agent.ErrInvalid) {
+	if errors.Is(err, agent.ErrReplaced) || errors.Is(err, agent.ErrInvalid) || errors.Is(err, agent.ErrSidecarRefused) {
 		return grpcError(err)
 	}
 	return nil

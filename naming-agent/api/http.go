@@ -32,7 +32,7 @@ func HTTPHandler(a *agent.Agent, cfg config.API, log *zap.Logger) http.Handler {
 	mux.HandleFunc("/v1/unpublish", h.method(http.MethodPost, h.unpublish))
 	mux.HandleFunc("/v1/resolve", h.method(http.MethodGet, h.resolve))
 	mux.HandleFunc("/v1/status", h.method(http.MethodGet, h.status))
-	mux.HandleFunc("/v1/services/", h.method(http.MethodPut, h.mesh))
+	mux.HandleFunc("/v1/services/", h.services)
 	mux.Handle("/metrics", promhttp.HandlerFor(a.Metrics().Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -119,13 +119,34 @@ func (h *httpAPI) resolve(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ans)
 }
 
-func (h *httpAPI) mesh(w http.ResponseWriter, r *http.Request) {
+// services serves PUT /v1/services/S/mesh and DELETE
+// /v1/services/S/subscription.
+func (h *httpAPI) services(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/v1/services/")
-	svc, tail, ok := strings.Cut(rest, "/")
-	if !ok || tail != "mesh" {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (PUT /v1/services/SERVICE/mesh)", r.Method, r.URL.Path))
+	svc, tail, _ := strings.Cut(rest, "/")
+	switch tail {
+	case "mesh":
+		h.method(http.MethodPut, func(w http.ResponseWriter, r *http.Request) { h.mesh(w, r, svc) })(w, r)
+	case "subscription":
+		h.method(http.MethodDelete, func(w http.ResponseWriter, r *http.Request) { h.unsubscribe(w, r, svc) })(w, r)
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (PUT /v1/services/SERVICE/mesh, DELETE /v1/services/SERVICE/subscription)", r.Method, r.URL.Path))
+	}
+}
+
+func (h *httpAPI) unsubscribe(w http.ResponseWriter, r *http.Request, svc string) {
+	if len(r.URL.Query()) > 0 {
+		h.fail(w, fmt.Errorf("%w: DELETE /v1/services/S/subscription takes no query parameters", agent.ErrInvalid))
 		return
 	}
+	if err := h.a.Unsubscribe(svc); err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"service": svc, "unsubscribed": true})
+}
+
+func (h *httpAPI) mesh(w http.ResponseWriter, r *http.Request, svc string) {
 	b, err := h.body(r)
 	if err != nil {
 		h.fail(w, err)

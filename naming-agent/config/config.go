@@ -94,6 +94,12 @@ type Ports struct {
 	AppIP string `yaml:"app_ip"`
 	// Health is the sidecar's health port on HostIP (GET /healthz/S).
 	Health int `yaml:"health"`
+	// UnusedEgressTTL drops a subscription that no app has resolved or
+	// watched for this long and that has had no endpoints for as long (a
+	// typo, a service gone for good), releasing its egress port. One with
+	// endpoints is kept until unsubscribed: an app may dial its egress
+	// without resolving again. 0 keeps every subscription.
+	UnusedEgressTTL time.Duration `yaml:"unused_egress_ttl"`
 }
 
 // Sidecar says how the agent watches its sidecar.
@@ -183,11 +189,12 @@ func Default() Config {
 			Embedded:       Embedded{ClientListen: "127.0.0.1:2379", PeerListen: "127.0.0.1:2380"},
 		},
 		Ports: Ports{
-			Ingress:  PortRange{From: 20000, To: 20999},
-			Egress:   PortRange{From: 30000, To: 30999},
-			EgressIP: "127.0.0.1",
-			AppIP:    "127.0.0.1",
-			Health:   7703,
+			Ingress:         PortRange{From: 20000, To: 20999},
+			Egress:          PortRange{From: 30000, To: 30999},
+			EgressIP:        "127.0.0.1",
+			AppIP:           "127.0.0.1",
+			Health:          7703,
+			UnusedEgressTTL: 10 * time.Minute,
 		},
 		Sidecar: Sidecar{
 			Admin:          "127.0.0.1:7702",

@@ -86,6 +86,9 @@ func (c Config) Validate() error {
 	if ip := net.ParseIP(c.Ports.AppIP); ip == nil || ip.IsUnspecified() {
 		bad("ports.app_ip", "%q must be an IP address", c.Ports.AppIP)
 	}
+	if c.Ports.UnusedEgressTTL < 0 {
+		bad("ports.unused_egress_ttl", "must be >= 0")
+	}
 	if c.Ports.Health < 1 || c.Ports.Health > 65535 {
 		bad("ports.health", "%d: must be 1-65535", c.Ports.Health)
 	} else if c.Ports.Ingress.Contains(c.Ports.Health) || c.Ports.Egress.Contains(c.Ports.Health) {

@@ -18,7 +18,9 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/detourmesh/detour/api/sidecarpb"
 )
@@ -38,6 +40,8 @@ type Config struct {
 	Agent      string        // the agent's gRPC address
 	AdminAddr  string        // sent in Hello
 	Build      string        // sent in Hello
+	HostIP     string        // sent in Hello: the agent refuses a sidecar of another host
+	Instance   string        // sent in Hello; New makes a random one when empty
 	MinBackoff time.Duration // first redial delay
 	MaxBackoff time.Duration
 	NackRetry  time.Duration // retry of a rejected snapshot; 0: never
@@ -47,7 +51,7 @@ type Config struct {
 
 // Default returns the defaults for agent.
 func Default(agent string) Config {
-	return Config{Agent: agent, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second, NackRetry: 5 * time.Second, StatusEvery: 30 * time.Second}
+	return Config{Agent: agent, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, NackRetry: 5 * time.Second, StatusEvery: 30 * time.Second}
 }
 
 // Client runs the control stream.
@@ -61,6 +65,9 @@ type Client struct {
 func New(cfg Config, dp Dataplane, log *zap.Logger) *Client {
 	if log == nil {
 		log = zap.NewNop()
+	}
+	if cfg.Instance == "" {
+		cfg.Instance = fmt.Sprintf("%016x", rand.Uint64())
 	}
 	return &Client{cfg: cfg, dp: dp, log: log.Named("sidecar.control")}
 }
@@ -82,7 +89,15 @@ func (c *Client) Run(ctx context.Context) error {
 		if got {
 			backoff = c.cfg.MinBackoff
 		}
-		c.log.Warn("control stream ended; redialling", zap.Error(err), zap.Duration("backoff", backoff))
+		if status.Code(err) == codes.FailedPrecondition {
+			// Another sidecar holds the agent, or this one has the wrong
+			// --host-ip: say so plainly, and keep trying slowly in case
+			// the other one goes away.
+			backoff = c.cfg.MaxBackoff
+			c.log.Error("the agent refused this sidecar", zap.Error(err), zap.Duration("retry_in", backoff))
+		} else {
+			c.log.Warn("control stream ended; redialling", zap.Error(err), zap.Duration("backoff", backoff))
+		}
 		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
 		select {
 		case <-ctx.Done():
@@ -102,7 +117,7 @@ func (c *Client) stream(ctx context.Context, client sidecarpb.SidecarControlClie
 	if err != nil {
 		return false, fmt.Errorf("open: %w", err)
 	}
-	hello := &sidecarpb.Hello{AdminAddr: c.cfg.AdminAddr, Build: c.cfg.Build, AppliedVersion: c.dp.AppliedVersion()}
+	hello := &sidecarpb.Hello{AdminAddr: c.cfg.AdminAddr, Build: c.cfg.Build, AppliedVersion: c.dp.AppliedVersion(), HostIp: c.cfg.HostIP, Instance: c.cfg.Instance}
 	if err := s.Send(&sidecarpb.SidecarMessage{Msg: &sidecarpb.SidecarMessage_Hello{Hello: hello}}); err != nil {
 		return false, fmt.Errorf("hello: %w", err)
 	}

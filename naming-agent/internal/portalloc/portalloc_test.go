@@ -185,3 +185,40 @@ func TestUsedPortsTracked(t *testing.T) {
 		t.Fatalf("s5 = %d, want 30003 (s4's failed assignment left it free)", p)
 	}
 }
+
+func TestRelease(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ports.json")
+	cfg := Config{Path: path, Ranges: map[string]Range{"egress": {From: 30000, To: 30001}}}
+	a, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, _ := a.Assign("egress", "typo")
+	p2, _ := a.Assign("egress", "real")
+	if _, err := a.Assign("egress", "third"); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("range of 2 gave a third port: %v", err)
+	}
+	if err := a.Release("egress", "typo"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release("egress", "never"); err != nil {
+		t.Fatalf("release of an unknown key: %v", err)
+	}
+	if p, err := a.Assign("egress", "third"); err != nil || p != p1 {
+		t.Fatalf("after release: Assign = %d, %v; want the released %d", p, err, p1)
+	}
+	// A restart sees the release, and keeps the rest.
+	b, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Get("egress", "typo"); ok {
+		t.Error("released key back after a restart")
+	}
+	if p, _ := b.Get("egress", "real"); p != p2 {
+		t.Errorf("real = %d after restart, want %d", p, p2)
+	}
+	if p, _ := b.Get("egress", "third"); p != p1 {
+		t.Errorf("third = %d after restart, want %d", p, p1)
+	}
+}
