@@ -72,7 +72,14 @@ func newEnv(t *testing.T, mutate func(*config.Config)) *env {
 func (e *env) start() {
 	e.t.Helper()
 	e.cli = e.srv.Client(nil)
-	a, err := New(e.cfg, e.cli,
+	e.startOn(e.cli)
+}
+
+// startOn starts the agent on reg with the same data dir; e.cli is
+// closed with it.
+func (e *env) startOn(reg registry.Registry) {
+	e.t.Helper()
+	a, err := New(e.cfg, reg,
 		WithLogger(zaptest.NewLogger(e.t)),
 		WithPortProbe(func(string, int) bool { return true }),
 		WithDialer(func(ctx context.Context, network, addr string) (net.Conn, error) {
