@@ -69,8 +69,8 @@ func (d *Dataplane) egressSettings(l *sidecarpb.EgressListener, c *sidecarpb.Clu
 func (d *Dataplane) egressSpec(l *sidecarpb.EgressListener, c *sidecarpb.Cluster, cl *cluster.Cluster, ls *stats.Counters) listener.Spec {
 	s := d.egressSettings(l, c)
 	return listener.Spec{
-		Listen: l.GetListen(),
-		Key:    fmt.Sprintf("egress %+v %p", s, cl),
+		Listen: l.GetListen(), Counters: ls,
+		Key: fmt.Sprintf("egress %+v %p", s, cl),
 		New: func(addr net.Addr) listener.Handler {
 			if isL7(s.protocol) {
 				return d.l7Egress(addr, s, cl, ls)
@@ -89,8 +89,8 @@ func (d *Dataplane) egressSpec(l *sidecarpb.EgressListener, c *sidecarpb.Cluster
 func (d *Dataplane) ingressSpec(l *sidecarpb.IngressListener, ls *stats.Counters) listener.Spec {
 	target, proto := l.GetTarget(), l.GetProtocol()
 	return listener.Spec{
-		Listen: l.GetListen(),
-		Key:    fmt.Sprintf("ingress %s %s %s", l.GetService(), target, proto),
+		Listen: l.GetListen(), Counters: ls,
+		Key: fmt.Sprintf("ingress %s %s %s", l.GetService(), target, proto),
 		New: func(addr net.Addr) listener.Handler {
 			if isL7(proto) {
 				return d.l7Ingress(addr, l.GetService(), target, proto, ls)

@@ -363,19 +363,16 @@ func (h *H1) respond(resp *http.Response, uc *upConn, addr string, keep bool, bw
 	if resp.ContentLength < 0 {
 		w = flushWriter{bw}
 	}
-	var n int64
+	// The listener's bytes are counted on the connection (stats.Conn).
 	var err error
 	if fastResponse(resp) {
-		n, err = writeResponse(bw, resp)
+		_, err = writeResponse(bw, resp)
 	} else {
-		cw := &countWriter{w: w}
-		err = resp.Write(cw)
-		n = cw.n
+		err = resp.Write(w)
 	}
 	if err == nil {
 		err = bw.Flush()
 	}
-	h.Listener.BytesOut.Add(uint64(n))
 	if err == nil && upKeep {
 		h.pool.put(addr, uc)
 	} else {
@@ -391,16 +388,5 @@ func (f flushWriter) Write(p []byte) (int, error) {
 	if err == nil {
 		err = f.w.Flush()
 	}
-	return n, err
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
 	return n, err
 }

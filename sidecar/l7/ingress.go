@@ -36,6 +36,5 @@ func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sidecar: app: "+err.Error(), http.StatusBadGateway)
 		return
 	}
-	_, n := copyResponse(w, resp, h.Pool, h.GRPC)
-	h.Listener.BytesOut.Add(uint64(n))
+	copyResponse(w, resp, h.Pool, h.GRPC) // bytes are counted on the connection (stats.Conn)
 }

@@ -84,6 +84,34 @@ func front(tb testing.TB, h http.Handler) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return serveHTTP(tb, l, h)
+}
+
+// countedListener counts each accepted connection as listener.Manager
+// does, for a sidecar handler served by a plain http.Server.
+type countedListener struct {
+	net.Listener
+	c *stats.Counters
+}
+
+func (l countedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return stats.Accepted(c, l.c), nil
+}
+
+// sidecarFront is front for a sidecar handler: its connections counted.
+func sidecarFront(tb testing.TB, h http.Handler, c *stats.Counters) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return serveHTTP(tb, countedListener{l, c}, h)
+}
+
+func serveHTTP(tb testing.TB, l net.Listener, h http.Handler) string {
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
@@ -130,11 +158,12 @@ func BenchmarkRequest(b *testing.B) {
 	cl.SetHealth(cl.Endpoints()[0], cluster.Healthy)
 	tr := NewTransports((&net.Dialer{}).DialContext, time.Second, time.Minute)
 	b.Cleanup(tr.Close)
-	eg := front(b, &Egress{
-		Cluster: cl, Listener: &stats.Counters{}, Transports: tr, Log: zap.NewNop(),
+	ls := &stats.Counters{}
+	eg := sidecarFront(b, &Egress{
+		Cluster: cl, Listener: ls, Transports: tr, Log: zap.NewNop(),
 		RequestTimeout: 5 * time.Second, Retries: 1, Retriable: map[int]bool{503: true},
 		BudgetPercent: 20, MinRetries: 3, BodyLimit: 64 << 10, Pool: pool(),
-	})
+	}, ls)
 	for _, tc := range []struct{ name, addr string }{{"direct", app}, {"egress", eg}} {
 		b.Run(tc.name, func(b *testing.B) {
 			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
@@ -153,7 +182,8 @@ func BenchmarkRequest(b *testing.B) {
 	}
 }
 
-// serveH1 serves a Server (the listener's handler) on a loopback listener.
+// serveH1 serves a Server (the listener's handler) on a loopback
+// listener, counting each connection as listener.Manager does.
 func serveH1(tb testing.TB, s *Server) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -167,7 +197,7 @@ func serveH1(tb testing.TB, s *Server) string {
 			if err != nil {
 				return
 			}
-			s.ServeConn(c)
+			s.ServeConn(stats.Accepted(c, s.h1.Listener))
 		}
 	}()
 	tb.Cleanup(func() { l.Close(); <-done; s.Close() })

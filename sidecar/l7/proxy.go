@@ -249,11 +249,11 @@ func (h *Egress) verdict(ep *cluster.Endpoint, code int, grpcUnavailable bool) {
 }
 
 func (h *Egress) respond(w http.ResponseWriter, resp *http.Response, ep *cluster.Endpoint) {
-	in, out := copyResponse(w, resp, h.Pool, h.GRPC)
-	h.Listener.BytesOut.Add(uint64(out))
+	// The listener's bytes are counted on the client's connection
+	// (stats.Conn); the cluster's and the endpoint's are the bodies.
+	_, out := copyResponse(w, resp, h.Pool, h.GRPC)
 	ep.Stats.BytesOut.Add(uint64(out))
 	h.Cluster.Stats.BytesOut.Add(uint64(out))
-	_ = in
 	unavailable := resp.Header.Get("Grpc-Status") == "14" || resp.Trailer.Get("Grpc-Status") == "14"
 	h.verdict(ep, resp.StatusCode, unavailable)
 }

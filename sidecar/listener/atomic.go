@@ -1,12 +1,20 @@
 package listener
 
-import "sync/atomic"
+import (
+	"sync/atomic"
 
-// atomicHandler holds a listener's current handler; the accept loop reads
-// it for every connection, Apply swaps it.
+	"github.com/detourmesh/detour/sidecar/stats"
+)
+
+// atomicHandler holds a listener's current handler and counters; the
+// accept loop reads them for every connection, Apply swaps them.
 type atomicHandler struct{ v atomic.Pointer[handlerBox] }
 
-type handlerBox struct{ h Handler }
+type handlerBox struct {
+	h Handler
+	c *stats.Counters // nil: not counted
+}
 
-func (a *atomicHandler) load() Handler   { return a.v.Load().h }
-func (a *atomicHandler) store(h Handler) { a.v.Store(&handlerBox{h: h}) }
+func (a *atomicHandler) load() Handler                      { return a.v.Load().h }
+func (a *atomicHandler) loadBox() *handlerBox               { return a.v.Load() }
+func (a *atomicHandler) store(h Handler, c *stats.Counters) { a.v.Store(&handlerBox{h: h, c: c}) }

@@ -7,6 +7,10 @@
 // keeps its socket and gets the new handler (connections already
 // accepted finish on the old one); a listener no longer wanted stops
 // accepting, and its connections finish on their own.
+//
+// Every accepted connection is counted here, whatever serves it (L4,
+// HTTP/1.1, h2c): connections total and active and the bytes read and
+// written on it, on the Spec's Counters.
 package listener
 
 import (
@@ -17,6 +21,8 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+
+	"github.com/detourmesh/detour/sidecar/stats"
 )
 
 // Handler serves accepted connections.
@@ -41,6 +47,10 @@ type Spec struct {
 	Key string
 	// New builds the handler, only when needed.
 	New func(addr net.Addr) Handler
+	// Counters, if not nil, count the listener's connections and their
+	// bytes (stats.Conn). They go with the handler: a changed Key takes
+	// the new Spec's.
+	Counters *stats.Counters
 }
 
 // Manager owns the listeners. Safe for concurrent use.
@@ -127,7 +137,7 @@ func (m *Manager) Apply(specs []Spec) error {
 			m.log.Info("listener removed", zap.String("addr", addr))
 		case s.Key != e.spec.Key:
 			old := e.h.load()
-			e.h.store(s.New(e.ln.Addr()))
+			e.h.store(s.New(e.ln.Addr()), s.Counters)
 			e.spec = s
 			m.retire(old)
 			m.log.Info("listener changed", zap.String("addr", addr))
@@ -136,7 +146,7 @@ func (m *Manager) Apply(specs []Spec) error {
 	for addr, ln := range bound {
 		s := want[addr]
 		e := &entry{spec: s, ln: ln}
-		e.h.store(s.New(ln.Addr()))
+		e.h.store(s.New(ln.Addr()), s.Counters)
 		m.ls[addr] = e
 		m.wg.Add(1)
 		go m.accept(e)
@@ -190,7 +200,11 @@ func (m *Manager) accept(e *entry) {
 			}
 			return
 		}
-		h := e.h.load()
+		box := e.h.loadBox()
+		h := box.h
+		if box.c != nil {
+			c = stats.Accepted(c, box.c)
+		}
 		if _, ok := h.(Drainer); ok {
 			// HTTP servers track their own connections.
 			h.ServeConn(c)

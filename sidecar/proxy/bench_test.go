@@ -42,7 +42,8 @@ func echoServer(b *testing.B) string {
 	return l.Addr().String()
 }
 
-// egressFront serves an Egress to upstream on a new listener.
+// egressFront serves an Egress to upstream on a new listener, counting
+// each connection as listener.Manager does.
 func egressFront(b *testing.B, upstream string) string {
 	cl := cluster.New("bench", cluster.Config{Policy: cluster.LeastRequest, Outlier: outlier.Default()}, time.Now)
 	cl.Update(cluster.Config{Policy: cluster.LeastRequest, Outlier: outlier.Default()}, []cluster.Spec{{Addr: upstream, AppAddr: upstream, Weight: 1}})
@@ -69,7 +70,7 @@ func egressFront(b *testing.B, upstream string) string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				h.ServeConn(c)
+				h.ServeConn(stats.Accepted(c, h.Listener))
 			}()
 		}
 	}()

@@ -17,7 +17,9 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // Egress forwards local apps' connections to one cluster.
 type Egress struct {
 	Cluster *cluster.Cluster
-	// Listener counts this listener's traffic.
+	// Listener counts this listener's failures and retries; its
+	// connections and bytes are counted where they are accepted
+	// (listener.Spec.Counters).
 	Listener *stats.Counters
 	Dial     DialFunc
 	Pool     *BufferPool
@@ -34,9 +36,6 @@ type Egress struct {
 // ServeConn forwards c and closes it.
 func (h *Egress) ServeConn(c net.Conn) {
 	cl := h.Cluster
-	h.Listener.ConnsTotal.Add(1)
-	h.Listener.ConnsActive.Add(1)
-	defer h.Listener.ConnsActive.Add(-1)
 	cl.Stats.ConnsTotal.Add(1)
 	n := cl.Stats.ConnsActive.Add(1)
 	defer cl.Stats.ConnsActive.Add(-1)
@@ -68,7 +67,7 @@ func (h *Egress) ServeConn(c net.Conn) {
 		}
 		ep.Stats.ConnsTotal.Add(1)
 		ep.Stats.ConnsActive.Add(1)
-		res := Pipe(c, up, h.Pipe, h.Pool, h.Listener, &cl.Stats, &ep.Stats)
+		res := Pipe(c, up, h.Pipe, h.Pool, &cl.Stats, &ep.Stats)
 		ep.Stats.ConnsActive.Add(-1)
 		switch {
 		case res.FirstByteTimeout:
@@ -106,7 +105,7 @@ func (h *Egress) dial(addr string) (net.Conn, error) {
 // registered for this listener. It never dials anything else.
 type Ingress struct {
 	Target   string
-	Listener *stats.Counters
+	Listener *stats.Counters // failures; connections and bytes: listener.Spec.Counters
 	Dial     DialFunc
 	Pool     *BufferPool
 	Log      *zap.Logger
@@ -117,9 +116,6 @@ type Ingress struct {
 
 // ServeConn forwards c to Target and closes it.
 func (h *Ingress) ServeConn(c net.Conn) {
-	h.Listener.ConnsTotal.Add(1)
-	h.Listener.ConnsActive.Add(1)
-	defer h.Listener.ConnsActive.Add(-1)
 	ctx, cancel := context.WithTimeout(context.Background(), h.ConnectTimeout)
 	up, err := h.Dial(ctx, "tcp", h.Target)
 	cancel()
@@ -129,5 +125,5 @@ func (h *Ingress) ServeConn(c net.Conn) {
 		c.Close()
 		return
 	}
-	Pipe(c, up, h.Pipe, h.Pool, h.Listener)
+	Pipe(c, up, h.Pipe, h.Pool)
 }
