@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -18,12 +19,6 @@ import (
 	"github.com/detourmesh/detour/registry-adapters/registry"
 	"github.com/detourmesh/detour/registry-adapters/registrytest"
 	"github.com/detourmesh/detour/registry-adapters/zookeeper"
-)
-
-const (
-	ipA = "127.0.10.2"
-	ipB = "127.0.10.3"
-	ipC = "127.0.10.4"
 )
 
 // hosts starts host A and host B.
@@ -95,7 +90,7 @@ func etcdBackend(t *testing.T) *backend {
 		defer cli.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		key := etcd.Default().Prefix + "/" + service + "/127.0.10.99:9"
+		key := etcd.Default().Prefix + "/" + service + "/" + net.JoinHostPort(ipC, "9")
 		if _, err := cli.Put(ctx, key, "{not json"); err != nil {
 			t.Fatal(err)
 		}

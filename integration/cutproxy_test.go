@@ -22,8 +22,6 @@ type cutProxy struct {
 	wg    sync.WaitGroup
 }
 
-const proxyIP = "127.0.10.9"
-
 func newCutProxy(t *testing.T, target string) *cutProxy {
 	p := &cutProxy{t: t, target: target, conns: map[net.Conn]struct{}{}}
 	ln, err := net.Listen("tcp", proxyIP+":0")

@@ -4,7 +4,8 @@
 // Everything it starts it stops; every load is bounded in count and time
 // and targets loopback only.
 //
-// The suite's hosts are 127.0.10.2, 127.0.10.3, …: fixed ports on
-// addresses no other test and not the demo (127.0.0.2, 127.0.0.3) use, so
-// packages tested in parallel never collide.
+// The suite's hosts are 127.A.B.2, .3, .4 of a loopback block the run
+// holds alone (testbed.ReserveNet; DETOUR_TEST_NET pins it): fixed ports
+// on addresses no other test, no other run on the machine and not the
+// demo use, so nothing collides.
 package integration

@@ -14,11 +14,23 @@ import (
 // bin holds the binaries built once for the whole package.
 var bin string
 
+// The suite's hosts, on the loopback block this run holds (testbed.Net):
+// A, B and C, and proxyIP for the network between them and the registry.
+var ipA, ipB, ipC, proxyIP string
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
+	hosts, err := testbed.ReserveNet()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	defer hosts.Release()
+	ipA, ipB, ipC, proxyIP = hosts.Host(2), hosts.Host(3), hosts.Host(4), hosts.Host(9)
+	fmt.Fprintf(os.Stderr, "integration: hosts on %s (%s pins it)\n", hosts, testbed.NetEnv)
 	dir, err := os.MkdirTemp("", "detour-integration-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

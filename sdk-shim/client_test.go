@@ -42,11 +42,12 @@ func TestResolveAndWatch(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()
 	svc := uniqueService(t)
-	e.register(svc, "127.0.0.3:9001")
+	app3, app4 := net.JoinHostPort(host(3), "9001"), net.JoinHostPort(host(4), "9001")
+	e.register(svc, app3)
 	ctx := context.Background()
 
 	ans, err := c.Resolve(ctx, svc)
-	if err != nil || ans.Mesh || !slices.Equal(ans.Endpoints, []string{"127.0.0.3:9001"}) || ans.Governance.Mesh {
+	if err != nil || ans.Mesh || !slices.Equal(ans.Endpoints, []string{app3}) || ans.Governance.Mesh {
 		t.Fatalf("Resolve = %+v, %v", ans, err)
 	}
 
@@ -55,14 +56,14 @@ func TestResolveAndWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next(t, ch, "first answer", endpointsAre("127.0.0.3:9001"))
-	e.register(svc, "127.0.0.4:9001")
-	next(t, ch, "second endpoint", endpointsAre("127.0.0.3:9001", "127.0.0.4:9001"))
+	next(t, ch, "first answer", endpointsAre(app3))
+	e.register(svc, app4)
+	next(t, ch, "second endpoint", endpointsAre(app3, app4))
 
 	e.sidecarUp(svc)
 	u := next(t, ch, "mesh answer", func(u shim.Update) bool { return u.Answer.Mesh })
 	a := u.Answer
-	if len(a.Endpoints) != 1 || !slices.Equal(a.Fallback, []string{"127.0.0.3:9001", "127.0.0.4:9001"}) {
+	if len(a.Endpoints) != 1 || !slices.Equal(a.Fallback, []string{app3, app4}) {
 		t.Errorf("mesh answer = %+v", a)
 	}
 	if g := a.Governance; !g.Mesh || g.Retries != 0 || g.Timeout != 700*time.Millisecond || g.RetriesFor(3) != 0 {
@@ -79,7 +80,7 @@ func TestResolveAndWatch(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.2:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(host(2), "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

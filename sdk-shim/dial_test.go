@@ -110,7 +110,7 @@ func TestDial(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()
 	svc := uniqueService(t)
-	s := startLineServer(t, "127.0.0.3")
+	s := startLineServer(t, host(3))
 	e.register(svc, s.addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

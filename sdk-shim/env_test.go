@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 
+	"github.com/detourmesh/detour/internal/testbed"
 	"github.com/detourmesh/detour/naming-agent/agent"
 	"github.com/detourmesh/detour/naming-agent/api"
 	"github.com/detourmesh/detour/naming-agent/config"
@@ -24,7 +26,31 @@ import (
 	shim "github.com/detourmesh/detour/sdk-shim"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// hosts is the loopback block this test binary holds alone
+// (testbed.ReserveNet): the agent is host(2), apps are host(3) and
+// host(4). The stand-in sidecar binds egress ports the agent assigns from
+// fixed ranges, so an address of the run's own keeps them apart from
+// another run's and from the demo's.
+var hosts *testbed.Net
+
+func host(i int) string { return hosts.Host(i) }
+
+func TestMain(m *testing.M) {
+	var err error
+	if hosts, err = testbed.ReserveNet(); err != nil {
+		fmt.Fprintln(os.Stderr, "sdk-shim tests:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	hosts.Release()
+	os.Exit(code)
+}
 
 const wait = 20 * time.Second
 
@@ -49,7 +75,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, ip: "127.0.0.2", data: t.TempDir()}
+	e := &env{t: t, ip: host(2), data: t.TempDir()}
 	cfg := embedded.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.ListenClient = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))

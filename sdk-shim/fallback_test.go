@@ -29,7 +29,7 @@ func TestGRPCInstantFallback(t *testing.T) {
 			e := newEnv(t)
 			c := e.client()
 			svc := uniqueService(t)
-			g := startGreeter(t, "127.0.0.3")
+			g := startGreeter(t, host(3))
 			e.register(svc, g.addr)
 			e.sidecarUp(svc)
 			h := dialGreeterSC(t, c, svc, tc.sc)

@@ -116,7 +116,7 @@ func TestGRPCResolverGovernance(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()
 	svc := uniqueService(t)
-	g1 := startGreeter(t, "127.0.0.3")
+	g1 := startGreeter(t, host(3))
 	e.register(svc, g1.addr)
 	h := dialGreeter(t, c, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -126,7 +126,7 @@ func TestGRPCResolverGovernance(t *testing.T) {
 	}
 
 	t.Log("updates: the answer moves to another instance")
-	g2 := startGreeter(t, "127.0.0.4")
+	g2 := startGreeter(t, host(4))
 	e.register(svc, g2.addr)
 	if err := e.other.Deregister(ctx, svc, g1.addr); err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func TestGRPCAgentRestart(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()
 	svc := uniqueService(t)
-	g1 := startGreeter(t, "127.0.0.3")
+	g1 := startGreeter(t, host(3))
 	e.register(svc, g1.addr)
 	h := dialGreeter(t, c, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -223,7 +223,7 @@ func TestGRPCAgentRestart(t *testing.T) {
 	}
 
 	e.startAgent()
-	g2 := startGreeter(t, "127.0.0.4")
+	g2 := startGreeter(t, host(4))
 	e.register(svc, g2.addr)
 	if err := e.other.Deregister(ctx, svc, g1.addr); err != nil {
 		t.Fatal(err)
@@ -251,7 +251,7 @@ func TestGRPCReplay(t *testing.T) {
 			e := newEnv(t)
 			c := e.client()
 			svc := uniqueService(t)
-			g := startGreeter(t, "127.0.0.3")
+			g := startGreeter(t, host(3))
 			e.register(svc, g.addr)
 			e.sidecarUp(svc)
 			h := dialGreeterSC(t, c, svc, tc.sc)
@@ -285,7 +285,7 @@ func TestRegister(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()
 	svc := uniqueService(t)
-	g := startGreeter(t, "127.0.0.3")
+	g := startGreeter(t, host(3))
 	e.register(svc, g.addr)
 	c.Register()
 	conn, err := grpc.NewClient("detour:///"+svc, grpc.WithContextDialer(c.GRPCDialer()), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -36,7 +36,7 @@ func newStandIn(t *testing.T, a *agent.Agent) *standIn {
 
 // reconnect opens a new control stream (a sidecar started again).
 func (s *standIn) reconnect(a *agent.Agent) {
-	sess, err := a.SidecarConnect(&sidecarpb.Hello{AdminAddr: "127.0.0.2:7702", Build: "shim test stand-in"})
+	sess, err := a.SidecarConnect(&sidecarpb.Hello{AdminAddr: net.JoinHostPort(host(2), "7702"), Build: "shim test stand-in"})
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -15,16 +15,17 @@ import (
 
 const (
 	service    = "greeter"
-	serverAddr = "127.0.0.3:50051"
+	serverPort = "50051"
 	rate       = 50 // calls per second from the client
 )
 
 func (d *demo) startHosts() error {
+	d.start = time.Now()
 	var err error
-	if d.a, err = testbed.NewHost(d.bin, filepath.Join(d.dir, "A"), testbed.Spec{IP: "127.0.0.2", Registry: "embedded"}); err != nil {
+	if d.a, err = testbed.NewHost(d.bin, filepath.Join(d.dir, "A"), testbed.Spec{IP: d.hosts.Host(2), Registry: "embedded"}); err != nil {
 		return err
 	}
-	if d.b, err = testbed.NewHost(d.bin, filepath.Join(d.dir, "B"), testbed.Spec{IP: "127.0.0.3", Registry: d.a.RegistryURL()}); err != nil {
+	if d.b, err = testbed.NewHost(d.bin, filepath.Join(d.dir, "B"), testbed.Spec{IP: d.hosts.Host(3), Registry: d.a.RegistryURL()}); err != nil {
 		return err
 	}
 	step("starting host A: naming agent (embedded registry at %s) and sidecar", d.a.RegistryURL())
@@ -50,15 +51,15 @@ func (d *demo) startHosts() error {
 }
 
 func (d *demo) takeover() error {
-	step("greeter server on B (%s) publishes %q through B's agent", serverAddr, service)
+	step("greeter server on B (%s) publishes %q through B's agent", d.serverAddr, service)
 	var err error
 	d.server, err = testbed.Start("greeter-server", filepath.Join(d.bin, "greeter-server"), filepath.Join(d.dir, "greeter-server.log"),
-		"--listen", serverAddr, "--agent", d.b.AgentGRPC())
+		"--listen", d.serverAddr, "--agent", d.b.AgentGRPC())
 	if err != nil {
 		return err
 	}
 	eps, err := d.waitRegistry("B's ingress registered", func(eps []registry.Endpoint) bool {
-		return len(eps) == 1 && eps[0].Addr != serverAddr && eps[0].Metadata["detour.mesh"] == "true"
+		return len(eps) == 1 && eps[0].Addr != d.serverAddr && eps[0].Metadata["detour.mesh"] == "true"
 	})
 	if err != nil {
 		return err
@@ -79,27 +80,35 @@ func (d *demo) takeover() error {
 	say("  A's agent answers %s = %s (A's sidecar egress), fallback %s, governance: retries %d, timeout %d ms",
 		service, strings.Join(ans.Addrs(), ","), addrs(ans.Fallback), deref(ans.Governance.Retries), deref(ans.Governance.TimeoutMS))
 	say("  (the app's own retries are off while the mesh carries the call: the sidecar retries, once)")
-	before, err := d.report()
+	// The first calls may have gone straight to the app, made before A's
+	// sidecar held the egress port: watch from a moment when calls go
+	// through it, to another about three seconds of calls later (see
+	// figures.go for why the two moments are looked for).
+	if err := testbed.Poll(d.ctx, 20*time.Second, "calls through A's sidecar", func() bool {
+		c, err := d.meshCounts(eps[0].Addr)
+		return err == nil && c.egress > 0
+	}); err != nil {
+		return err
+	}
+	from, err := d.settled(eps[0].Addr)
 	if err != nil {
 		return err
 	}
-	after, err := d.waitCalls(before.OK+3*rate, func(r testbed.Report) bool { return r.Mesh })
+	watched := time.Now()
+	if _, err := d.waitCalls(from.client.ok+3*rate, nil); err != nil {
+		return err
+	}
+	to, err := d.settled(eps[0].Addr)
 	if err != nil {
 		return err
 	}
-	say("  calls: %d ok, %d failed, answered by %s, dialled via %s", after.OK, after.Failed, after.From, after.Via)
-	sa, err := d.a.SidecarStats(d.ctx)
-	if err != nil {
-		return err
-	}
-	sb, err := d.b.SidecarStats(d.ctx)
-	if err != nil {
-		return err
-	}
-	say("  A's sidecar: %d requests on its egress %s, %d sent to B's ingress %s",
-		sa.Listener("egress", service).Requests, after.Via, sa.Endpoint(service, eps[0].Addr).Requests, eps[0].Addr)
-	say("  B's sidecar: %d requests on its ingress, forwarded to the app %s", sb.Listener("ingress", service).Requests, serverAddr)
-	say("  path: app -> A's sidecar %s -> B's sidecar %s -> app %s", after.Via, eps[0].Addr, serverAddr)
+	c, ok, failed := to.client, to.client.ok-from.client.ok, to.client.failed-from.client.failed
+	say("  the client's calls in %v: %d, %d ok, %d failed, answered by %s, dialled via %s",
+		time.Since(watched).Round(100*time.Millisecond), ok+failed, ok, failed, c.from, c.via)
+	say("  A's sidecar, the same %v: %d requests on its egress %s, %d sent to B's ingress %s",
+		time.Since(watched).Round(100*time.Millisecond), to.mesh.egress-from.mesh.egress, c.via, to.mesh.toB-from.mesh.toB, eps[0].Addr)
+	say("  B's sidecar: %d requests on its ingress, forwarded to the app %s", to.mesh.ingress-from.mesh.ingress, d.serverAddr)
+	say("  path: app -> A's sidecar %s -> B's sidecar %s -> app %s", c.via, eps[0].Addr, d.serverAddr)
 	return nil
 }
 
@@ -114,11 +123,11 @@ func (d *demo) serverSidecarKilled() error {
 		return err
 	}
 	if _, err := d.waitRegistry("the app's own port registered", func(eps []registry.Endpoint) bool {
-		return len(eps) == 1 && eps[0].Addr == serverAddr
+		return len(eps) == 1 && eps[0].Addr == d.serverAddr
 	}); err != nil {
 		return err
 	}
-	say("  B's agent re-registered %s = %s (the app's own port) %v after the kill", service, serverAddr, ms(time.Since(killed)))
+	say("  B's agent re-registered %s = %s (the app's own port) %v after the kill", service, d.serverAddr, ms(time.Since(killed)))
 	after, err := d.waitCalls(before.OK+2*rate, nil)
 	if err != nil {
 		return err
@@ -131,7 +140,7 @@ func (d *demo) serverSidecarKilled() error {
 		return err
 	}
 	eps, err := d.waitRegistry("B's ingress registered again", func(eps []registry.Endpoint) bool {
-		return len(eps) == 1 && eps[0].Addr != serverAddr
+		return len(eps) == 1 && eps[0].Addr != d.serverAddr
 	})
 	if err != nil {
 		return err
@@ -151,11 +160,11 @@ func (d *demo) clientSidecarKilled() error {
 		return err
 	}
 	if _, err := d.a.WaitAnswer(d.ctx, service, "real endpoints", func(a testbed.Answer) bool {
-		return !a.Mesh && slices.Equal(a.Addrs(), []string{serverAddr})
+		return !a.Mesh && slices.Equal(a.Addrs(), []string{d.serverAddr})
 	}); err != nil {
 		return err
 	}
-	say("  A's agent answers the real endpoint %s %v after the kill; the shim switched on its first refused dial", serverAddr, ms(time.Since(killed)))
+	say("  A's agent answers the real endpoint %s %v after the kill; the shim switched on its first refused dial", d.serverAddr, ms(time.Since(killed)))
 	after, err := d.waitCalls(before.OK+2*rate, func(r testbed.Report) bool { return !r.Mesh })
 	if err != nil {
 		return err
@@ -213,12 +222,17 @@ func (d *demo) finish() error {
 	select {
 	case <-d.client.Done():
 	case <-time.After(10 * time.Second):
+		return fmt.Errorf("the greeter client still runs 10s after SIGTERM")
 	}
 	r, err := testbed.LastReport(d.client.Log)
 	if err != nil {
 		return err
 	}
-	say("  greeter client in all: %d calls ok, %d failed, over %v", r.OK, r.Failed, time.Since(d.start).Round(time.Second))
+	if !r.Final {
+		return fmt.Errorf("the greeter client exited without its total (%s)", d.client.Log)
+	}
+	say("  greeter client in all: %d calls, %d ok, %d failed; the mesh ran %v (the build not counted)",
+		r.OK+r.Failed, r.OK, r.Failed, time.Since(d.start).Round(time.Second))
 	say("\ndone: takeover, both sidecars killed and back, the mesh off and on, without restarting an app.")
 	return nil
 }
@@ -240,23 +254,30 @@ func (d *demo) waitCalls(ok int, cond func(testbed.Report) bool) (testbed.Report
 }
 
 // waitRegistry polls the registry itself, with a client of its own, until
-// cond holds for the greeter's endpoints.
+// cond holds for the greeter's endpoints. The client is made once, so the
+// times measured after a kill do not include connecting it.
 func (d *demo) waitRegistry(what string, cond func([]registry.Endpoint) bool) ([]registry.Endpoint, error) {
-	cfg := etcd.Default()
-	cfg.Endpoints = []string{strings.TrimPrefix(d.a.RegistryURL(), "etcd://")}
-	r, err := etcd.New(cfg)
-	if err != nil {
-		return nil, err
+	if d.reg == nil {
+		cfg := etcd.Default()
+		cfg.Endpoints = []string{strings.TrimPrefix(d.a.RegistryURL(), "etcd://")}
+		r, err := etcd.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		d.reg = r
 	}
-	defer r.Close()
 	var eps []registry.Endpoint
-	err = testbed.Poll(d.ctx, 20*time.Second, what, func() bool {
+	var err error
+	perr := testbed.Poll(d.ctx, 20*time.Second, what, func() bool {
 		ctx, cancel := context.WithTimeout(d.ctx, 2*time.Second)
 		defer cancel()
-		eps, err = r.List(ctx, service)
+		eps, err = d.reg.List(ctx, service)
 		return err == nil && cond(eps)
 	})
-	return eps, err
+	if perr != nil {
+		return eps, perr
+	}
+	return eps, nil
 }
 
 func addrs(as []testbed.Addr) string {

@@ -3,15 +3,25 @@ package rig
 import (
 	"fmt"
 	"path/filepath"
+
+	"github.com/detourmesh/detour/internal/testbed"
 )
 
-// Addresses of the rig. Each simulated host has its own loopback address;
-// the reference proxies get one of their own.
-const (
-	ClientIP = "127.0.20.2" // host A: the client side (egress)
-	ServerIP = "127.0.20.3" // host B: the server side (ingress, the apps)
-	ProxyIP  = "127.0.20.9" // nginx and haproxy
+// addrs are the rig's loopback addresses, in the block the run holds
+// (testbed.ReserveNet): each simulated host has its own, the reference
+// proxies one of their own.
+type addrs struct {
+	client string // host A: the client side (egress)
+	server string // host B: the server side (ingress, the apps)
+	proxy  string // nginx and haproxy
+}
 
+func addrsIn(n *testbed.Net) addrs {
+	return addrs{client: n.Host(2), server: n.Host(3), proxy: n.Host(9)}
+}
+
+// Ports of the rig, fixed: the addresses are the run's own.
+const (
 	HTTPOriginPort = 18080 // nginx `return 200`, the HTTP (and L4-over-HTTP) app
 	BulkOriginPort = 15201 // iperf3 -s, the bulk-transfer app
 	GRPCOriginPort = 18090 // the greeter service
@@ -30,7 +40,7 @@ const agentServices = `services:
 
 // originNginx is the HTTP app: a separate nginx with one worker, so no
 // proxy under test shares a process with the app.
-func originNginx(dir string) string {
+func originNginx(dir string, ip addrs) string {
 	return fmt.Sprintf(`worker_processes 1;
 pid %[1]s/origin.pid;
 error_log %[1]s/origin-error.log warn;
@@ -42,12 +52,12 @@ http {
   keepalive_timeout 300s;
   server { listen %[2]s:%[3]d; location / { return 200 "hello world\n"; } }
 }
-`, filepath.Join(dir, "origin"), ServerIP, HTTPOriginPort)
+`, filepath.Join(dir, "origin"), ip.server, HTTPOriginPort)
 }
 
 // proxyNginx is the nginx under test: one worker, keep-alive to the app,
 // HTTP and stream (L4) proxies.
-func proxyNginx(dir string) string {
+func proxyNginx(dir string, ip addrs) string {
 	return fmt.Sprintf(`load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes 1;
 pid %[1]s/proxy.pid;
@@ -67,12 +77,12 @@ stream {
   server { listen %[2]s:%[6]d; proxy_pass %[3]s:%[4]d; }
   server { listen %[2]s:%[7]d; proxy_pass %[3]s:%[8]d; proxy_timeout 60s; }
 }
-`, filepath.Join(dir, "nginx"), ProxyIP, ServerIP, HTTPOriginPort, NginxHTTPPort, NginxL4Port, NginxBulkPort, BulkOriginPort)
+`, filepath.Join(dir, "nginx"), ip.proxy, ip.server, HTTPOriginPort, NginxHTTPPort, NginxL4Port, NginxBulkPort, BulkOriginPort)
 }
 
 // haproxyConf is haproxy under test: one thread, keep-alive and
 // connection reuse to the app, HTTP and TCP proxies.
-func haproxyConf(dir string) string {
+func haproxyConf(dir string, ip addrs) string {
 	return fmt.Sprintf(`global
   nbthread 1
   maxconn 8000
@@ -94,5 +104,5 @@ listen bulk
   mode tcp
   bind %[2]s:%[7]d
   server app %[3]s:%[8]d
-`, filepath.Join(dir, "haproxy"), ProxyIP, ServerIP, HTTPOriginPort, HAProxyHTTPPort, HAProxyL4Port, HAProxyBulkPort, BulkOriginPort)
+`, filepath.Join(dir, "haproxy"), ip.proxy, ip.server, HTTPOriginPort, HAProxyHTTPPort, HAProxyL4Port, HAProxyBulkPort, BulkOriginPort)
 }

@@ -14,11 +14,11 @@ import (
 // one CPU, and returns the single-hop path (B's ingress) and the two-hop
 // mesh path (A's egress → B's ingress).
 func (r *Rig) startDetour(ctx context.Context, bin string) (one, two Path, err error) {
-	b, err := testbed.NewHost(bin, filepath.Join(r.opt.Dir, "B"), testbed.Spec{IP: ServerIP, Registry: "embedded", ExtraConfig: agentServices})
+	b, err := testbed.NewHost(bin, filepath.Join(r.opt.Dir, "B"), testbed.Spec{IP: r.ip.server, Registry: "embedded", ExtraConfig: agentServices})
 	if err != nil {
 		return one, two, err
 	}
-	a, err := testbed.NewHost(bin, filepath.Join(r.opt.Dir, "A"), testbed.Spec{IP: ClientIP, Registry: b.RegistryURL(), ExtraConfig: agentServices})
+	a, err := testbed.NewHost(bin, filepath.Join(r.opt.Dir, "A"), testbed.Spec{IP: r.ip.client, Registry: b.RegistryURL(), ExtraConfig: agentServices})
 	if err != nil {
 		return one, two, err
 	}
@@ -89,7 +89,7 @@ func ingressAddrs(ctx context.Context, b *testbed.Host, n int) (map[string]strin
 		}
 		for _, p := range st.Publications {
 			if p.Mesh && p.IngressPort > 0 {
-				out[p.Service] = addr(ServerIP, p.IngressPort)
+				out[p.Service] = addr(b.IP, p.IngressPort)
 			}
 		}
 		return len(out) == n

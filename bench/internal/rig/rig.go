@@ -44,6 +44,8 @@ func (p Path) Proxy() bool { return p.ProxyPIDs != nil }
 // Rig is everything running.
 type Rig struct {
 	opt   Options
+	net   *testbed.Net // the loopback block the rig holds
+	ip    addrs
 	procs []*testbed.Proc
 	hosts []*testbed.Host
 	paths []Path
@@ -66,7 +68,13 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 			r.Close()
 		}
 	}()
-	if err := preflight(); err != nil {
+	// A loopback block of the run's own: another rig, a test run or the
+	// demo on the same machine never shares an address with this one.
+	if r.net, err = testbed.ReserveNet(); err != nil {
+		return nil, err
+	}
+	r.ip = addrsIn(r.net)
+	if err := r.preflight(); err != nil {
 		return nil, err
 	}
 	bin := filepath.Join(o.Dir, "bin")
@@ -75,14 +83,15 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 		"github.com/detourmesh/detour/sidecar/cmd/sidecar"); err != nil {
 		return nil, err
 	}
+	ip := r.ip
 	direct := Path{Name: "direct",
-		HTTP: addr(ServerIP, HTTPOriginPort), L4: addr(ServerIP, HTTPOriginPort),
-		Bulk: addr(ServerIP, BulkOriginPort), GRPC: addr(ServerIP, GRPCOriginPort)}
+		HTTP: addr(ip.server, HTTPOriginPort), L4: addr(ip.server, HTTPOriginPort),
+		Bulk: addr(ip.server, BulkOriginPort), GRPC: addr(ip.server, GRPCOriginPort)}
 	if err := r.startApps(ctx); err != nil {
 		return nil, err
 	}
-	ngx, err := r.startNginx(ctx, "nginx", proxyNginx(o.Dir), o.ProxyCPU,
-		addr(ProxyIP, NginxHTTPPort), addr(ProxyIP, NginxL4Port), addr(ProxyIP, NginxBulkPort))
+	ngx, err := r.startNginx(ctx, "nginx", proxyNginx(o.Dir, ip), o.ProxyCPU,
+		addr(ip.proxy, NginxHTTPPort), addr(ip.proxy, NginxL4Port), addr(ip.proxy, NginxBulkPort))
 	if err != nil {
 		return nil, err
 	}
@@ -96,10 +105,10 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 	}
 	r.paths = []Path{
 		direct,
-		{Name: "nginx", HTTP: addr(ProxyIP, NginxHTTPPort), L4: addr(ProxyIP, NginxL4Port),
-			Bulk: addr(ProxyIP, NginxBulkPort), ProxyPIDs: tree(ngx)},
-		{Name: "haproxy", HTTP: addr(ProxyIP, HAProxyHTTPPort), L4: addr(ProxyIP, HAProxyL4Port),
-			Bulk: addr(ProxyIP, HAProxyBulkPort), ProxyPIDs: tree(hap)},
+		{Name: "nginx", HTTP: addr(ip.proxy, NginxHTTPPort), L4: addr(ip.proxy, NginxL4Port),
+			Bulk: addr(ip.proxy, NginxBulkPort), ProxyPIDs: tree(ngx)},
+		{Name: "haproxy", HTTP: addr(ip.proxy, HAProxyHTTPPort), L4: addr(ip.proxy, HAProxyL4Port),
+			Bulk: addr(ip.proxy, HAProxyBulkPort), ProxyPIDs: tree(hap)},
 		one, two,
 	}
 	return r, nil
@@ -113,18 +122,22 @@ func (r *Rig) Close() {
 	for i := len(r.procs) - 1; i >= 0; i-- {
 		_ = r.procs[i].Stop(5 * time.Second)
 	}
+	if r.net != nil {
+		r.net.Release()
+	}
 }
 
 func (r *Rig) startApps(ctx context.Context) error {
-	if _, err := r.startNginx(ctx, "origin", originNginx(r.opt.Dir), r.opt.LoadCPU, addr(ServerIP, HTTPOriginPort)); err != nil {
+	server := r.ip.server
+	if _, err := r.startNginx(ctx, "origin", originNginx(r.opt.Dir, r.ip), r.opt.LoadCPU, addr(server, HTTPOriginPort)); err != nil {
 		return err
 	}
-	if _, err := r.start(ctx, "iperf3-server", []string{addr(ServerIP, BulkOriginPort)}, nil,
-		pinned(r.opt.LoadCPU, "iperf3", "-s", "-B", ServerIP, "-p", strconv.Itoa(BulkOriginPort))...); err != nil {
+	if _, err := r.start(ctx, "iperf3-server", []string{addr(server, BulkOriginPort)}, nil,
+		pinned(r.opt.LoadCPU, "iperf3", "-s", "-B", server, "-p", strconv.Itoa(BulkOriginPort))...); err != nil {
 		return err
 	}
-	_, err := r.start(ctx, "grpc-origin", []string{addr(ServerIP, GRPCOriginPort)}, []string{"GOMAXPROCS=1"},
-		pinned(r.opt.LoadCPU, r.opt.Self, "grpc-origin", "--listen", addr(ServerIP, GRPCOriginPort))...)
+	_, err := r.start(ctx, "grpc-origin", []string{addr(server, GRPCOriginPort)}, []string{"GOMAXPROCS=1"},
+		pinned(r.opt.LoadCPU, r.opt.Self, "grpc-origin", "--listen", addr(server, GRPCOriginPort))...)
 	return err
 }
 
@@ -152,7 +165,7 @@ func (r *Rig) startHAProxy(ctx context.Context) (*testbed.Proc, error) {
 		return nil, err
 	}
 	path := filepath.Join(r.opt.Dir, "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(haproxyConf(r.opt.Dir)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(haproxyConf(r.opt.Dir, r.ip)), 0o644); err != nil {
 		return nil, err
 	}
 	hap, err := lookPath("haproxy")
@@ -160,27 +173,28 @@ func (r *Rig) startHAProxy(ctx context.Context) (*testbed.Proc, error) {
 		return nil, err
 	}
 	return r.start(ctx, "haproxy",
-		[]string{addr(ProxyIP, HAProxyHTTPPort), addr(ProxyIP, HAProxyL4Port), addr(ProxyIP, HAProxyBulkPort)}, nil,
+		[]string{addr(r.ip.proxy, HAProxyHTTPPort), addr(r.ip.proxy, HAProxyL4Port), addr(r.ip.proxy, HAProxyBulkPort)}, nil,
 		pinned(r.opt.ProxyCPU, hap, "-f", path, "-db")...)
 }
 
-// preflight fails when one of the rig's fixed addresses is taken: a rig
-// still running (another detour-bench, a -hold session) would otherwise
-// answer in place of the one being started.
-func preflight() error {
-	addrs := []string{addr(ServerIP, HTTPOriginPort), addr(ServerIP, BulkOriginPort), addr(ServerIP, GRPCOriginPort),
-		addr(ProxyIP, NginxHTTPPort), addr(ProxyIP, NginxL4Port), addr(ProxyIP, NginxBulkPort),
-		addr(ProxyIP, HAProxyHTTPPort), addr(ProxyIP, HAProxyL4Port), addr(ProxyIP, HAProxyBulkPort),
-		addr(ServerIP, testbed.EtcdPort), addr(ServerIP, testbed.EtcdPort+1)}
-	for _, ip := range []string{ClientIP, ServerIP} {
+// preflight fails when one of the rig's addresses is taken: whatever
+// holds it (a process of an older checkout, of someone else's) would
+// otherwise answer in place of the rig being started.
+func (r *Rig) preflight() error {
+	ip := r.ip
+	all := []string{addr(ip.server, HTTPOriginPort), addr(ip.server, BulkOriginPort), addr(ip.server, GRPCOriginPort),
+		addr(ip.proxy, NginxHTTPPort), addr(ip.proxy, NginxL4Port), addr(ip.proxy, NginxBulkPort),
+		addr(ip.proxy, HAProxyHTTPPort), addr(ip.proxy, HAProxyL4Port), addr(ip.proxy, HAProxyBulkPort),
+		addr(ip.server, testbed.EtcdPort), addr(ip.server, testbed.EtcdPort+1)}
+	for _, h := range []string{ip.client, ip.server} {
 		for _, p := range []int{testbed.AgentHTTPPort, testbed.AgentGRPCPort, testbed.AdminPort, testbed.HealthPort} {
-			addrs = append(addrs, addr(ip, p))
+			all = append(all, addr(h, p))
 		}
 	}
-	for _, a := range addrs {
+	for _, a := range all {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
-			return fmt.Errorf("%s is taken (another detour-bench or -hold still running?): %w", a, err)
+			return fmt.Errorf("%s is taken: %w", a, err)
 		}
 		l.Close()
 	}
