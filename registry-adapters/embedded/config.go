@@ -156,6 +156,7 @@ type options struct {
 	logger      *zap.Logger
 	etcdLogger  *zap.Logger
 	onMalformed registry.MalformedFunc
+	store       registry.SessionStore
 }
 
 // WithLogger sets the logger of the registry ("registry.etcd") and of the
@@ -182,4 +183,13 @@ func WithEtcdLogger(l *zap.Logger) Option {
 // etcd.WithMalformedFunc.
 func WithMalformedFunc(f registry.MalformedFunc) Option {
 	return func(o *options) { o.onMalformed = f }
+}
+
+// WithSessionStore makes the registry keep its lease in s and take it back
+// at the next New; see etcd.WithSessionStore. The embedded server keeps
+// its leases across a restart on the same data_dir (it gives each its
+// whole TTL again when it starts), so an agent restarted with the same
+// store finds its registrations still there and keeps them.
+func WithSessionStore(s registry.SessionStore) Option {
+	return func(o *options) { o.store = s }
 }

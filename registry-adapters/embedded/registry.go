@@ -9,7 +9,10 @@ import (
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 
-var _ registry.Registry = (*Registry)(nil)
+var (
+	_ registry.Registry = (*Registry)(nil)
+	_ registry.Resumer  = (*Registry)(nil)
+)
 
 // Registry is an etcd server in this process and the etcd registry on it.
 // Register, Deregister, List and Watch are those of the etcd adapter.
@@ -33,7 +36,7 @@ func New(cfg Config, opts ...Option) (*Registry, error) {
 	}
 	rc := cfg.Registry
 	rc.Endpoints = srv.Endpoints()
-	ropts := []etcd.Option{etcd.WithMalformedFunc(o.onMalformed)}
+	ropts := []etcd.Option{etcd.WithMalformedFunc(o.onMalformed), etcd.WithSessionStore(o.store)}
 	if o.logger != nil {
 		ropts = append(ropts, etcd.WithLogger(o.logger))
 	}

@@ -112,6 +112,7 @@ type options struct {
 	logger      *zap.Logger
 	onMalformed registry.MalformedFunc
 	client      *clientv3.Client
+	store       registry.SessionStore
 }
 
 // WithLogger sets the logger; the adapter logs under "registry.etcd".
@@ -135,4 +136,16 @@ func WithMalformedFunc(f registry.MalformedFunc) Option {
 // after the Registry.
 func WithClient(c *clientv3.Client) Option {
 	return func(o *options) { o.client = c }
+}
+
+// WithSessionStore makes the Registry keep its lease id in s, so that the
+// next run of the process, given the same store, takes the lease back and
+// with it the registrations this run leaves there (see registry.Resumer).
+// Every new lease is saved; New, finding a lease in s that etcd still
+// holds, keeps it alive instead of granting a new one and adopts the
+// registrations attached to it (Adopted); Close empties s. New then waits
+// for etcd up to RequestTimeout; when etcd cannot be reached, or the lease
+// has expired, it starts as it would without a store.
+func WithSessionStore(s registry.SessionStore) Option {
+	return func(o *options) { o.store = s }
 }

@@ -2,6 +2,7 @@ package etcd_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -39,6 +40,21 @@ func harness(t testing.TB, srv *embedded.Server) registrytest.Harness {
 		LoseSession: func(t testing.TB, r registry.Registry) {
 			revokeLease(t, raw, r.(*tracked).lastKey())
 		},
+		NewWithStore: func(t testing.TB, store registry.SessionStore) registry.Registry {
+			return &tracked{Registry: newRegistry(t, srv, etcd.WithSessionStore(store))}
+		},
+		Crash:      func(t testing.TB, r registry.Registry) { crash(t, r.(*tracked).Registry) },
+		SessionTTL: testLeaseTTL,
+	}
+}
+
+// crash drops r as a killed process drops it: its client closes (the
+// keep-alives stop, the connection closes) and the lease is not revoked.
+// The Registry's goroutines only fail from then on, until its Close.
+func crash(t testing.TB, r *etcd.Registry) {
+	t.Helper()
+	if err := r.Client().Close(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("crash: close the client: %v", err)
 	}
 }
 

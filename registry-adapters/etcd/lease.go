@@ -90,6 +90,7 @@ func (r *Registry) renewLocked(ctx context.Context, old clientv3.LeaseID) error 
 	r.mu.Lock()
 	r.lease = id
 	r.mu.Unlock()
+	r.saveSession(id, grant.ClusterId)
 	select {
 	case r.leaseChanged <- struct{}{}:
 	default:

@@ -25,6 +25,8 @@ type Registry struct {
 	ownsClient bool
 	bad        *reporter
 	conn       *connState
+	store      registry.SessionStore // nil: none
+	adopted    []registry.Endpoint   // taken back at New; never changes
 
 	// ctx lives until Close; every request and goroutine ends with it.
 	ctx    context.Context
@@ -67,6 +69,7 @@ func New(cfg Config, opts ...Option) (*Registry, error) {
 		cfg:          cfg,
 		log:          log,
 		client:       o.client,
+		store:        o.store,
 		bad:          newReporter(log, o.onMalformed),
 		writes:       make(chan struct{}, 1),
 		leaseChanged: make(chan struct{}, 1),
@@ -101,6 +104,9 @@ func New(cfg Config, opts ...Option) (*Registry, error) {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.conn = newConnState(r.client.ActiveConnection())
+	if r.store != nil {
+		r.resume()
+	}
 	r.wg.Add(2)
 	go r.keep()
 	go func() {
@@ -114,6 +120,7 @@ func New(cfg Config, opts ...Option) (*Registry, error) {
 func (r *Registry) Client() *clientv3.Client { return r.client }
 
 // Register publishes ep under the Registry's lease; see registry.Registry.
+// Registering again what it holds already, unchanged, writes nothing.
 func (r *Registry) Register(ctx context.Context, ep registry.Endpoint) error {
 	ep, err := ep.Normalized()
 	if err != nil {
@@ -125,6 +132,13 @@ func (r *Registry) Register(ctx context.Context, ep registry.Endpoint) error {
 		return fmt.Errorf("etcd: register %s: %w", ep, err)
 	}
 	defer release()
+	r.mu.Lock()
+	cur, ok := r.regs[key]
+	unchanged := ok && cur == value && r.lease != 0
+	r.mu.Unlock()
+	if unchanged {
+		return nil // etcd has it: a put would only wake every watcher
+	}
 	octx, cancel := r.opContext(ctx)
 	defer cancel()
 	if err := r.putLocked(octx, key, value); err != nil {
@@ -199,10 +213,10 @@ func (r *Registry) List(ctx context.Context, service string) ([]registry.Endpoin
 	return sortedSet(eps), nil
 }
 
-// Close deregisters everything (it revokes the lease), stops the watchers
-// and closes the client if New made it. It returns an error only if the
-// lease could not be revoked; etcd then drops the registrations when the
-// lease expires. Close is idempotent.
+// Close deregisters everything (it revokes the lease), empties the
+// SessionStore, stops the watchers and closes the client if New made it.
+// It returns an error only if the lease could not be revoked; etcd then
+// drops the registrations when the lease expires. Close is idempotent.
 func (r *Registry) Close() error {
 	r.closeOnce.Do(func() {
 		r.mu.Lock()
@@ -224,6 +238,9 @@ func (r *Registry) Close() error {
 		lease := r.lease
 		r.lease = 0
 		r.mu.Unlock()
+		// The registrations end here, whether or not the revoke gets
+		// through: a restart must not take them back.
+		r.saveSession(0, 0)
 		if lease != 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.RequestTimeout)
 			if err := r.revoke(ctx, lease); err != nil {

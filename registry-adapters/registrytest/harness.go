@@ -37,6 +37,30 @@ type Harness struct {
 	// Timeout bounds how long the suite waits for a change to show in
 	// another client. Default 10s.
 	Timeout time.Duration
+
+	// The three fields below are set by adapters that take a session back
+	// after a crash (registry.Resumer); with all of them the suite runs
+	// its SessionResume subtest. Leave them nil for the others.
+
+	// NewWithStore returns a client like New (the harness closes it in
+	// t.Cleanup) whose adapter keeps its session in store, through its
+	// WithSessionStore option. The client implements registry.Resumer.
+	NewWithStore func(t testing.TB, store registry.SessionStore) registry.Registry
+
+	// Crash drops r as SIGKILL drops a process: it stops talking to the
+	// server at once (no keep-alives, its connections closed) without
+	// ending the session (no lease revoke, no closeSession), and never
+	// reconnects. The server keeps r's registrations until SessionTTL
+	// passes.
+	Crash func(t testing.TB, r registry.Registry)
+
+	// SessionTTL is how long the server keeps the session of a crashed
+	// client: the etcd lease TTL, the ZooKeeper session timeout.
+	SessionTTL time.Duration
+}
+
+func (h Harness) canResume() bool {
+	return h.NewWithStore != nil && h.Crash != nil && h.SessionTTL > 0
 }
 
 func (h Harness) timeout() time.Duration {

@@ -14,7 +14,9 @@ import (
 
 // Run runs the conformance suite against the server h reaches. Every
 // adapter passes it against its real server; each subtest uses its own
-// service names, so a shared server is fine.
+// service names, so a shared server is fine. Adapters that take a session
+// back after a crash (h.NewWithStore, h.Crash, h.SessionTTL) also run
+// SessionResume and SessionResumeAfterExpiry.
 func Run(t *testing.T, h Harness) {
 	tests := []struct {
 		name string
@@ -35,6 +37,15 @@ func Run(t *testing.T, h Harness) {
 		{"ClosedReturnsErrClosed", testClosed},
 		{"WatcherCloseUnblocksNext", testWatcherCloseUnblocks},
 		{"NextHonoursContext", testNextContext},
+	}
+	if h.canResume() {
+		tests = append(tests, []struct {
+			name string
+			fn   func(*testing.T, Harness)
+		}{
+			{"SessionResume", testSessionResume},
+			{"SessionResumeAfterExpiry", testSessionResumeExpired},
+		}...)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })

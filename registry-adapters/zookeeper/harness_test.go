@@ -68,12 +68,19 @@ func (e *zkEnv) config() Config {
 // at the end of the test. change, if given, adjusts its configuration.
 func (e *zkEnv) newRegistry(t testing.TB, onMalformed registry.MalformedFunc, change ...func(*Config)) (*Registry, *netSwitch) {
 	t.Helper()
+	return e.newRegistryWith(t, []Option{WithMalformedFunc(onMalformed)}, change...)
+}
+
+// newRegistryWith is newRegistry with options.
+func (e *zkEnv) newRegistryWith(t testing.TB, opts []Option, change ...func(*Config)) (*Registry, *netSwitch) {
+	t.Helper()
 	sw := &netSwitch{conns: map[*switchedConn]struct{}{}}
 	cfg := e.config()
 	for _, f := range change {
 		f(&cfg)
 	}
-	r, err := New(cfg, WithLogger(zaptest.NewLogger(t)), WithMalformedFunc(onMalformed), WithDialer(sw.dial))
+	opts = append([]Option{WithLogger(zaptest.NewLogger(t)), WithDialer(sw.dial)}, opts...)
+	r, err := New(cfg, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -93,7 +100,27 @@ func (e *zkEnv) harness() registrytest.Harness {
 		WriteMalformed: e.writeMalformed,
 		LoseSession:    func(t testing.TB, r registry.Registry) { e.loseSession(t, r.(*Registry)) },
 		Timeout:        10 * time.Second,
+		NewWithStore: func(t testing.TB, store registry.SessionStore) registry.Registry {
+			r, _ := e.newRegistryWith(t, []Option{WithSessionStore(store)})
+			return r
+		},
+		Crash:      func(t testing.TB, r registry.Registry) { e.crash(t, r.(*Registry)) },
+		SessionTTL: testSessionTimeout,
 	}
+}
+
+// crash cuts r off for good, as a killed process is: its connections
+// close without a closeSession and it never connects again, so the server
+// keeps its session until the session timeout.
+func (e *zkEnv) crash(t testing.TB, r *Registry) {
+	t.Helper()
+	e.mu.Lock()
+	sw := e.nets[r]
+	e.mu.Unlock()
+	if sw == nil {
+		t.Fatal("Crash: not a Registry of this harness")
+	}
+	sw.cut()
 }
 
 // writeMalformed writes, in turn, a node name that is no URL, a provider

@@ -16,6 +16,7 @@ type options struct {
 	logger      *zap.Logger
 	onMalformed registry.MalformedFunc
 	dialer      zk.Dialer
+	store       registry.SessionStore
 }
 
 func defaultOptions() options {
@@ -56,6 +57,20 @@ func WithDialer(d zk.Dialer) Option {
 			o.dialer = d
 		}
 	}
+}
+
+// WithSessionStore makes the Registry keep its session (id and password)
+// and the paths of its nodes in s, so that the next run of the process,
+// given the same store, takes the session back, and with it the nodes
+// this run leaves there (see registry.Resumer). A new session, every
+// Register that writes a node (before it writes it) and every Deregister
+// are saved; Close empties s. New, finding a session in s, asks the
+// server for it instead of a new one and adopts the stored nodes the
+// session still owns (Adopted); registering one of them again unchanged
+// writes nothing. If the session has expired (the process was down for
+// longer than session_timeout), it starts a new one as without a store.
+func WithSessionStore(s registry.SessionStore) Option {
+	return func(o *options) { o.store = s }
 }
 
 // zkLogger hands the ZooKeeper library's messages to zap. The library is

@@ -32,6 +32,13 @@ type Registry struct {
 	watch       *watchConn      // the watchers' connection
 	malformed   *malformedLog
 	now         func() time.Time
+	store       registry.SessionStore // nil: none
+	hs          *handshake            // nil without a store
+	adopted     []registry.Endpoint   // taken back at New; never changes
+	// saveMu serializes writes to the store; savedSID is the session
+	// last stored. Held by saveSession and clearSession.
+	saveMu   sync.Mutex
+	savedSID int64
 
 	// writes serializes changes to registrations on the server: Register,
 	// Deregister and the keeper's reconcile. A channel, so a caller's
@@ -42,6 +49,7 @@ type Registry struct {
 	closed   bool
 	regs     map[regKey]*registration
 	orphans  map[string]struct{} // node paths to delete once connected
+	stale    map[string]struct{} // nodes of the previous run to delete if the session owns them
 	watchers map[*watcher]struct{}
 
 	done chan struct{} // closed by Close
@@ -59,7 +67,10 @@ type registration struct {
 
 // New returns a client of the ZooKeeper servers in cfg. It does not wait
 // for a connection: the client connects, and reconnects, in the
-// background, and calls wait for a session up to cfg.RequestTimeout.
+// background, and calls wait for a session up to cfg.RequestTimeout. With
+// a session in its SessionStore (WithSessionStore) it waits for the
+// server's answer, up to cfg.RequestTimeout, to learn whether it got that
+// session back.
 func New(cfg Config, opts ...Option) (*Registry, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("zookeeper: config: %w", err)
@@ -80,11 +91,21 @@ func New(cfg Config, opts ...Option) (*Registry, error) {
 		writes:      make(chan struct{}, 1),
 		regs:        map[regKey]*registration{},
 		orphans:     map[string]struct{}{},
+		stale:       map[string]struct{}{},
 		watchers:    map[*watcher]struct{}{},
 		done:        make(chan struct{}),
 	}
+	dialer := o.dialer
+	var stored *storedSession
+	if o.store != nil {
+		r.store, r.hs = o.store, newHandshake()
+		if stored = r.loadSession(); stored != nil {
+			r.hs.resume(stored.SessionID, stored.Password)
+		}
+		dialer = r.hs.wrap(dialer)
+	}
 	conn, events, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
-		zk.WithDialer(o.dialer),
+		zk.WithDialer(dialer),
 		zk.WithLogger(zkLogger{log.Sugar()}),
 		zk.WithLogInfo(false),
 		zk.WithEventCallback(func(ev zk.Event) {
@@ -97,6 +118,9 @@ func New(cfg Config, opts ...Option) (*Registry, error) {
 		return nil, fmt.Errorf("zookeeper: connect %v: %w", cfg.Servers, err)
 	}
 	r.conn, r.events = conn, events
+	if stored != nil {
+		r.adopt(stored)
+	}
 	r.watch = newWatchConn(r)
 	r.wg.Add(1)
 	go r.keep()
@@ -123,17 +147,18 @@ func (r *Registry) Register(ctx context.Context, ep registry.Endpoint) error {
 	if closed {
 		return fmt.Errorf("zookeeper: register %s: %w", ep, registry.ErrClosed)
 	}
-	if old != nil && old.ep.Equal(ep) {
-		return nil
-	}
-	if err := r.awaitSession(ctx); err != nil {
-		return fmt.Errorf("zookeeper: register %s: %w", ep, err)
-	}
 	reg := &registration{ep: ep, registered: r.now()}
 	if old != nil {
 		reg.registered = old.registered
 	}
 	reg.path = r.providersPath(ep.Service) + "/" + providerURL(ep, r.cfg.Protocol, reg.registered).nodeName()
+	if old != nil && old.path == reg.path {
+		return nil // the node says it already
+	}
+	if err := r.awaitSession(ctx); err != nil {
+		return fmt.Errorf("zookeeper: register %s: %w", ep, err)
+	}
+	r.saveSession(reg.path) // before the node exists, so a restart finds it
 	if old != nil && old.path != reg.path {
 		err = r.replaceNode(old.path, reg.path)
 	} else {
@@ -148,6 +173,7 @@ func (r *Registry) Register(ctx context.Context, ep registry.Endpoint) error {
 	r.mu.Lock()
 	r.regs[key] = reg
 	delete(r.orphans, reg.path)
+	delete(r.stale, reg.path)
 	r.mu.Unlock()
 	return nil
 }
@@ -190,6 +216,7 @@ func (r *Registry) Deregister(ctx context.Context, service, addr string) error {
 	r.mu.Lock()
 	delete(r.regs, regKey{service, addr})
 	r.mu.Unlock()
+	r.saveSession("")
 	return nil
 }
 
@@ -240,8 +267,8 @@ func (r *Registry) Watch(ctx context.Context, service string) (registry.Watcher,
 }
 
 // Close stops the watchers and ends the session, which makes the server
-// delete every node this client registered at once. (If the server cannot
-// be reached, it deletes them when the session times out.)
+// delete every node this client registered at once (if the server cannot
+// be reached, when the session times out), and empties the SessionStore.
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -260,6 +287,7 @@ func (r *Registry) Close() error {
 	}
 	r.watch.close()
 	r.conn.Close()
+	r.clearSession()
 	r.wg.Wait()
 	// Nothing of this client outlives Close.
 	drainEvents(r.events, r.log)

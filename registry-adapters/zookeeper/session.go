@@ -125,8 +125,9 @@ func (r *Registry) keep() {
 	}
 }
 
-// reconcile deletes orphaned nodes and makes sure every registration's
-// node exists, owned by the current session.
+// reconcile stores a new session, deletes orphaned nodes and those the
+// previous run left that the session owns, and makes sure every
+// registration's node exists, owned by the current session.
 func (r *Registry) reconcile() error {
 	if err := r.lockWrites(context.Background()); err != nil {
 		return err
@@ -141,7 +142,15 @@ func (r *Registry) reconcile() error {
 	for p := range r.orphans {
 		orphans = append(orphans, p)
 	}
+	stale := make([]string, 0, len(r.stale))
+	for p := range r.stale {
+		stale = append(stale, p)
+	}
 	r.mu.Unlock()
+
+	if r.sessionChanged() {
+		r.saveSession("") // before the nodes are made again
+	}
 
 	for _, p := range orphans {
 		if err := r.conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
@@ -150,6 +159,15 @@ func (r *Registry) reconcile() error {
 		r.mu.Lock()
 		delete(r.orphans, p)
 		r.mu.Unlock()
+	}
+	inUse := make(map[string]bool, len(regs))
+	for _, reg := range regs {
+		inUse[reg.path] = true
+	}
+	for _, p := range stale {
+		if err := r.dropStale(p, inUse[p]); err != nil {
+			return fmt.Errorf("delete node %s of the previous run: %w", p, err)
+		}
 	}
 	for _, reg := range regs {
 		if err := r.ensureNode(reg.path); err != nil {
