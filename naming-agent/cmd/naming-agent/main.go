@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -30,6 +31,8 @@ import (
 	"github.com/detourmesh/detour/naming-agent/agent"
 	"github.com/detourmesh/detour/naming-agent/api"
 	"github.com/detourmesh/detour/naming-agent/config"
+	"github.com/detourmesh/detour/naming-agent/internal/datadir"
+	"github.com/detourmesh/detour/naming-agent/internal/sessionfile"
 )
 
 func main() {
@@ -148,14 +151,32 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 	if !ok {
 		return fmt.Errorf("registry kind %q is not built in", kind)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	// The data dir first: writable, and ours alone (a second agent on it
+	// would hand out the same ports and fight over the registry session).
+	dd, err := datadir.Open(cfg.DataDir)
+	if err != nil {
+		return err
 	}
+	defer dd.Close()
+	// Listen before the registry is touched: an agent that cannot serve
+	// must not take its earlier run's registry session back and then
+	// close it, withdrawing the host's services.
+	hl, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("http_listen: %w", err)
+	}
+	defer hl.Close()
+	gl, err := net.Listen("tcp", cfg.GRPCListen)
+	if err != nil {
+		return fmt.Errorf("grpc_listen: %w", err)
+	}
+	defer gl.Close()
 	metrics := agent.NewMetrics()
+	store := sessionfile.New(filepath.Join(cfg.DataDir, "registry-session"))
 	reg, err := build(cfg, log, func(svc, key string, err error) {
 		metrics.Malformed(svc, key, err)
 		log.Warn("registry entry skipped", zap.String("service", svc), zap.String("key", key), zap.Error(err))
-	})
+	}, store)
 	if err != nil {
 		return err
 	}
@@ -166,15 +187,6 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 	}
 	defer a.Close()
 
-	hl, err := net.Listen("tcp", cfg.HTTPListen)
-	if err != nil {
-		return fmt.Errorf("http_listen: %w", err)
-	}
-	gl, err := net.Listen("tcp", cfg.GRPCListen)
-	if err != nil {
-		hl.Close()
-		return fmt.Errorf("grpc_listen: %w", err)
-	}
 	hs := &http.Server{Handler: api.HTTPHandler(a, cfg.API, log), ReadHeaderTimeout: 10 * time.Second}
 	gs := grpc.NewServer()
 	api.RegisterGRPC(gs, a, api.WithSidecarLogger(log))

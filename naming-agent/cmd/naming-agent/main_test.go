@@ -105,7 +105,7 @@ func TestHosts(t *testing.T) {
 func TestRunServesAndStops(t *testing.T) {
 	srv := registrytest.NewFakeServer()
 	kinds := map[string]newRegistry{
-		"embedded": func(config.Config, *zap.Logger, registry.MalformedFunc) (registry.Registry, error) {
+		"embedded": func(config.Config, *zap.Logger, registry.MalformedFunc, registry.SessionStore) (registry.Registry, error) {
 			return srv.Client(nil), nil
 		},
 	}
@@ -143,5 +143,41 @@ func TestRunServesAndStops(t *testing.T) {
 	eps, _ := other.List(context.Background(), "svc")
 	if len(eps) != 0 {
 		t.Errorf("registration left after shutdown: %v", eps)
+	}
+}
+
+// TestDataDirRefused: a data dir that cannot be written, or that another
+// agent holds, stops the agent at start with the path in the message.
+func TestDataDirRefused(t *testing.T) {
+	srv := registrytest.NewFakeServer()
+	kinds := map[string]newRegistry{
+		"embedded": func(config.Config, *zap.Logger, registry.MalformedFunc, registry.SessionStore) (registry.Registry, error) {
+			return srv.Client(nil), nil
+		},
+	}
+	args := func(dir string) []string {
+		return []string{"--data-dir", dir, "--http-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--log-level", "warn"}
+	}
+	// Under a regular file: not writable even for root.
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	var stderr bytes.Buffer
+	if code := run(context.Background(), args(filepath.Join(file, "data")), io.Discard, &stderr, kinds, nil); code != 1 || !strings.Contains(stderr.String(), file) {
+		t.Fatalf("unwritable data dir: exit %d, stderr %q", code, stderr.String())
+	}
+
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args(dir), io.Discard, &bytes.Buffer{}, kinds, func(string, string) { close(ready) }) }()
+	<-ready
+	stderr.Reset()
+	if code := run(context.Background(), args(dir), io.Discard, &stderr, kinds, nil); code != 1 || !strings.Contains(stderr.String(), "in use") {
+		t.Fatalf("second agent on one data dir: exit %d, stderr %q", code, stderr.String())
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("first agent exit %d", code)
 	}
 }

@@ -18,7 +18,9 @@ import (
 
 // newRegistry builds the registry client of one kind from the agent's
 // config. onMalformed counts entries the adapter skips.
-type newRegistry func(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc) (registry.Registry, error)
+// store keeps the adapter's session across restarts of the agent, for
+// adapters that can take it back.
+type newRegistry func(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc, store registry.SessionStore) (registry.Registry, error)
 
 // registries is the explicit map of registry kinds (config.RegistryKind)
 // to constructors.
@@ -50,7 +52,7 @@ func etcdConfig(c config.Registry) etcd.Config {
 	return ec
 }
 
-func newEmbedded(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc) (registry.Registry, error) {
+func newEmbedded(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc, store registry.SessionStore) (registry.Registry, error) {
 	ec := embedded.Default()
 	ec.DataDir = filepath.Join(cfg.DataDir, "etcd")
 	ec.ListenClient = cfg.Registry.Embedded.ClientListen
@@ -59,7 +61,7 @@ func newEmbedded(cfg config.Config, log *zap.Logger, onMalformed registry.Malfor
 	if err := ec.Validate(); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	r, err := embedded.New(ec, embedded.WithLogger(log), embedded.WithMalformedFunc(onMalformed))
+	r, err := embedded.New(ec, embedded.WithLogger(log), embedded.WithMalformedFunc(onMalformed), embedded.WithSessionStore(store))
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
@@ -67,20 +69,20 @@ func newEmbedded(cfg config.Config, log *zap.Logger, onMalformed registry.Malfor
 	return r, nil
 }
 
-func newEtcd(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc) (registry.Registry, error) {
+func newEtcd(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc, store registry.SessionStore) (registry.Registry, error) {
 	ec := etcdConfig(cfg.Registry)
 	ec.Endpoints = hosts(cfg.Registry.URL)
 	if err := ec.Validate(); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	r, err := etcd.New(ec, etcd.WithLogger(log), etcd.WithMalformedFunc(onMalformed))
+	r, err := etcd.New(ec, etcd.WithLogger(log), etcd.WithMalformedFunc(onMalformed), etcd.WithSessionStore(store))
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	return r, nil
 }
 
-func newZookeeper(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc) (registry.Registry, error) {
+func newZookeeper(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc, store registry.SessionStore) (registry.Registry, error) {
 	zc := zookeeper.Default()
 	zc.Servers = hosts(cfg.Registry.URL)
 	if cfg.Registry.Prefix != "" {
@@ -91,7 +93,7 @@ func newZookeeper(cfg config.Config, log *zap.Logger, onMalformed registry.Malfo
 	if err := zc.Validate(); err != nil {
 		return nil, fmt.Errorf("registry: zookeeper config: %w", err)
 	}
-	r, err := zookeeper.New(zc, zookeeper.WithLogger(log), zookeeper.WithMalformedFunc(onMalformed))
+	r, err := zookeeper.New(zc, zookeeper.WithLogger(log), zookeeper.WithMalformedFunc(onMalformed), zookeeper.WithSessionStore(store))
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
@@ -100,7 +102,9 @@ func newZookeeper(cfg config.Config, log *zap.Logger, onMalformed registry.Malfo
 
 // newNacos: servers from the URL's host list, namespace and group from its
 // query ("nacos://h:p?namespace=N&group=G").
-func newNacos(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc) (registry.Registry, error) {
+// Nacos binds an instance to its gRPC connection: there is no session
+// to take back, so store is not used (see registry-adapters/nacos).
+func newNacos(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc, _ registry.SessionStore) (registry.Registry, error) {
 	nc := nacos.Default()
 	nc.Servers = hosts(cfg.Registry.URL)
 	if _, rawQuery, ok := strings.Cut(cfg.Registry.URL, "?"); ok {

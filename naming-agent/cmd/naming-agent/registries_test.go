@@ -25,7 +25,7 @@ func TestNacosWiring(t *testing.T) {
 	build := func(group string) registry.Registry {
 		cfg := config.Default()
 		cfg.Registry.URL = "nacos://" + srv.Addr() + "?namespace=ns1&group=" + group
-		r, err := registries()["nacos"](cfg, zaptest.NewLogger(t), nil)
+		r, err := registries()["nacos"](cfg, zaptest.NewLogger(t), nil, nil)
 		if err != nil {
 			t.Fatalf("nacos wiring: %v", err)
 		}
