@@ -51,7 +51,7 @@ type demo struct {
 	server     *testbed.Proc
 	client     *testbed.Proc
 	start      time.Time      // when the mesh started: the closing line does not count the build
-	reg        *etcd.Registry // the demo\'s own registry client, opened once
+	reg        *etcd.Registry // the demo's own registry client, opened once
 }
 
 func run(ctx context.Context) (err error) {

@@ -103,18 +103,18 @@ func (d *demo) takeover() error {
 		return err
 	}
 	c, ok, failed := to.client, to.client.ok-from.client.ok, to.client.failed-from.client.failed
-	say("  the client's calls in %v: %d, %d ok, %d failed, answered by %s, dialled via %s",
+	say("  in %v the client made %d calls: %d ok, %d failed, answered by %s, dialled via %s",
 		time.Since(watched).Round(100*time.Millisecond), ok+failed, ok, failed, c.from, c.via)
-	say("  A's sidecar, the same %v: %d requests on its egress %s, %d sent to B's ingress %s",
-		time.Since(watched).Round(100*time.Millisecond), to.mesh.egress-from.mesh.egress, c.via, to.mesh.toB-from.mesh.toB, eps[0].Addr)
-	say("  B's sidecar: %d requests on its ingress, forwarded to the app %s", to.mesh.ingress-from.mesh.ingress, d.serverAddr)
+	say("  A's sidecar counted %d requests on its egress %s, %d sent to B's ingress %s",
+		to.mesh.egress-from.mesh.egress, c.via, to.mesh.toB-from.mesh.toB, eps[0].Addr)
+	say("  B's sidecar counted %d requests on its ingress, forwarded to the app %s", to.mesh.ingress-from.mesh.ingress, d.serverAddr)
 	say("  path: app -> A's sidecar %s -> B's sidecar %s -> app %s", c.via, eps[0].Addr, d.serverAddr)
 	return nil
 }
 
 func (d *demo) serverSidecarKilled() error {
 	step("kill -9 B's sidecar (server side)")
-	before, err := d.report()
+	before, err := d.reportNow()
 	if err != nil {
 		return err
 	}
@@ -128,11 +128,11 @@ func (d *demo) serverSidecarKilled() error {
 		return err
 	}
 	say("  B's agent re-registered %s = %s (the app's own port) %v after the kill", service, d.serverAddr, ms(time.Since(killed)))
-	after, err := d.waitCalls(before.OK+2*rate, nil)
+	after, err := d.waitCalls(before.ok+2*rate, nil)
 	if err != nil {
 		return err
 	}
-	say("  calls go on: +%d ok, +%d failed (a call already on the dead hop may fail: it may have reached the app, so nobody resends it)", after.OK-before.OK, after.Failed-before.Failed)
+	say("  calls go on: +%d ok, +%d failed (a call already on the dead hop may fail: it may have reached the app, so nobody resends it)", after.OK-before.ok, after.Failed-before.failed)
 
 	step("B's sidecar back")
 	back := time.Now()
@@ -151,7 +151,7 @@ func (d *demo) serverSidecarKilled() error {
 
 func (d *demo) clientSidecarKilled() error {
 	step("kill -9 A's sidecar (client side)")
-	before, err := d.report()
+	before, err := d.reportNow()
 	if err != nil {
 		return err
 	}
@@ -159,24 +159,24 @@ func (d *demo) clientSidecarKilled() error {
 	if err := d.a.Sidecar.Kill(); err != nil {
 		return err
 	}
-	if _, err := d.a.WaitAnswer(d.ctx, service, "real endpoints", func(a testbed.Answer) bool {
+	if _, err := d.waitAnswerFine(d.a, "real endpoints", func(a testbed.Answer) bool {
 		return !a.Mesh && slices.Equal(a.Addrs(), []string{d.serverAddr})
 	}); err != nil {
 		return err
 	}
 	say("  A's agent answers the real endpoint %s %v after the kill; the shim switched on its first refused dial", d.serverAddr, ms(time.Since(killed)))
-	after, err := d.waitCalls(before.OK+2*rate, func(r testbed.Report) bool { return !r.Mesh })
+	after, err := d.waitCalls(before.ok+2*rate, func(r testbed.Report) bool { return !r.Mesh })
 	if err != nil {
 		return err
 	}
-	say("  calls go on, straight to %s: +%d ok, +%d failed", after.Via, after.OK-before.OK, after.Failed-before.Failed)
+	say("  calls go on, straight to %s: +%d ok, +%d failed", after.Via, after.OK-before.ok, after.Failed-before.failed)
 
 	step("A's sidecar back")
 	back := time.Now()
 	if err := d.a.StartSidecar(); err != nil {
 		return err
 	}
-	ans, err := d.a.WaitAnswer(d.ctx, service, "mesh again", func(a testbed.Answer) bool { return a.Mesh })
+	ans, err := d.waitAnswerFine(d.a, "mesh again", func(a testbed.Answer) bool { return a.Mesh })
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (d *demo) waitRegistry(what string, cond func([]registry.Endpoint) bool) ([
 	}
 	var eps []registry.Endpoint
 	var err error
-	perr := testbed.Poll(d.ctx, 20*time.Second, what, func() bool {
+	perr := d.pollFine(what, func() bool {
 		ctx, cancel := context.WithTimeout(d.ctx, 2*time.Second)
 		defer cancel()
 		eps, err = d.reg.List(ctx, service)

@@ -1,7 +1,7 @@
 // Command greeter-client calls the example greeter at a steady rate
 // through the SDK shim and prints what it sees once a second:
 //
-//	greeter-client: ok=120 failed=0 mesh=true via=127.0.0.2:30000 from=127.0.0.3:50051
+//	greeter-client: ok=120 failed=0 mesh=true via=127.0.0.2:30000 from=127.0.0.3:50051 inflight=0
 //
 // The counts are cumulative; the last line, "total ok=N failed=M", is
 // printed on exit (after --duration, or on SIGINT/SIGTERM). Its own retry

@@ -2,7 +2,7 @@
 // steady rate through the SDK shim's Transport (http://SERVICE/hello) and
 // prints what it sees once a second:
 //
-//	hello-http-client: ok=120 failed=0 mesh=true via=127.0.0.2:30000 from=127.0.0.3:8080
+//	hello-http-client: ok=120 failed=0 mesh=true via=127.0.0.2:30000 from=127.0.0.3:8080 inflight=0
 //
 // The counts are cumulative; the last line, "total ok=N failed=M", is
 // printed on exit (after --duration, or on SIGINT/SIGTERM). Its own retry

@@ -1,10 +1,13 @@
 // Package load drives the example clients: calls at a steady rate,
-// counted, and reported once a second in the one line format that the
-// demo and the integration suite read:
+// counted, and reported once a second, and at once on SIGUSR1, in the one
+// line format that the demo and the integration suite read:
 //
-//	NAME: ok=N failed=M mesh=BOOL via=ADDR from=ADDR
+//	NAME: ok=N failed=M mesh=BOOL via=ADDR from=ADDR inflight=K
 //
-// and "NAME: total ok=N failed=M" on exit.
+// and "NAME: total ok=N failed=M" on exit. inflight is the calls issued
+// and not yet finished: a report with inflight=0 counts every call made so
+// far, which is what lets the demo set the client's counts beside the
+// sidecars'.
 package load
 
 import (
@@ -12,9 +15,12 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	shim "github.com/detourmesh/detour/sdk-shim"
@@ -91,30 +97,44 @@ type Issuer interface {
 }
 
 // Run issues rate calls per second until ctx ends, reporting each second
-// to out, then waits for the calls in flight and reports the total.
+// and on SIGUSR1 to out, then waits for the calls in flight and reports
+// the total.
 func Run(ctx context.Context, out io.Writer, name string, rate int, n *Counts, f *Follower, iss Issuer) {
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	every := time.NewTicker(time.Second)
 	defer every.Stop()
+	now := make(chan os.Signal, 1)
+	signal.Notify(now, syscall.SIGUSR1)
+	defer signal.Stop(now)
+	// issued and busy are this goroutine's: every issued call ends in one
+	// Succeed or Fail, a busy tick is a Fail of its own.
+	var issued, busy int64
 	for i := 0; ; i++ {
 		select {
 		case <-ctx.Done():
 			iss.Wait()
-			report(out, name, n, f)
+			report(out, name, n, f, issued, busy)
 			fmt.Fprintf(out, "%s: total ok=%d failed=%d\n", name, n.ok.Load(), n.failed.Load())
 			return
 		case <-every.C:
-			report(out, name, n, f)
+			report(out, name, n, f, issued, busy)
+		case <-now:
+			report(out, name, n, f, issued, busy)
 		case <-tick.C:
-			if !iss.Issue(i) {
+			if iss.Issue(i) {
+				issued++
+			} else {
+				busy++
 				n.failed.Add(1) // all busy: counted, not queued
 			}
 		}
 	}
 }
 
-func report(out io.Writer, name string, n *Counts, f *Follower) {
+// report prints one report line. inflight is worked out from the ok and
+// failed it prints, so inflight=0 means they count every call issued.
+func report(out io.Writer, name string, n *Counts, f *Follower, issued, busy int64) {
 	n.mu.Lock()
 	from := n.from
 	n.mu.Unlock()
@@ -122,7 +142,8 @@ func report(out io.Writer, name string, n *Counts, f *Follower) {
 	if a := f.Answer(); a != nil {
 		mesh, via = a.Mesh, strings.Join(a.Endpoints, ",")
 	}
-	fmt.Fprintf(out, "%s: ok=%d failed=%d mesh=%t via=%s from=%s\n", name, n.ok.Load(), n.failed.Load(), mesh, via, from)
+	ok, failed := n.ok.Load(), n.failed.Load()
+	fmt.Fprintf(out, "%s: ok=%d failed=%d mesh=%t via=%s from=%s inflight=%d\n", name, ok, failed, mesh, via, from, issued-(ok+failed-busy))
 }
 
 // Concurrent issues each call in a goroutine of its own, at most limit at

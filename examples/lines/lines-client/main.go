@@ -2,7 +2,7 @@
 // service over plain TCP, on --conns connections made with the SDK
 // shim's Client.Dial, and prints what it sees once a second:
 //
-//	lines-client: ok=120 failed=0 mesh=true via=127.0.0.2:30001 from=127.0.0.3:7070
+//	lines-client: ok=120 failed=0 mesh=true via=127.0.0.2:30001 from=127.0.0.3:7070 inflight=0
 //
 // A line is ok when its answer comes back within --timeout. A connection
 // that fails, or that was made before the mesh started or stopped
