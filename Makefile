@@ -9,7 +9,7 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ $$($(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./... )
+	$(GO) build -buildvcs=auto -o $(BIN)/ $$($(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./... )
 
 # The whole test suite: lint, then `go test -race` against real servers
 # (embedded etcd in-process, ZooKeeper from Debian's package started and

@@ -170,7 +170,9 @@ func TestDataDirRefused(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args(dir), io.Discard, &bytes.Buffer{}, kinds, func(string, string) { close(ready) }) }()
+	go func() {
+		done <- run(ctx, args(dir), io.Discard, &bytes.Buffer{}, kinds, func(string, string) { close(ready) })
+	}()
 	<-ready
 	stderr.Reset()
 	if code := run(context.Background(), args(dir), io.Discard, &stderr, kinds, nil); code != 1 || !strings.Contains(stderr.String(), "in use") {
