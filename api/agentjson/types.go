@@ -20,6 +20,8 @@ type Publication struct {
 	Protocol       string            `json:"protocol"`
 	Metadata       map[string]string `json:"metadata,omitempty"`
 	Health         HealthSpec        `json:"health"`
+	Host           string            `json:"host,omitempty"`
+	Owner          string            `json:"owner,omitempty"`
 	IngressPort    int               `json:"ingress_port"`
 	RegisteredAddr string            `json:"registered_addr"`
 	Mesh           bool              `json:"mesh"`

@@ -99,8 +99,9 @@ type Agent struct {
 	probeNow   chan struct{}       // buffered 1: probe the sidecar at once
 	regErr     error
 	regSince   time.Time
-	recomputes int // answers computed by updateAnswerLocked, for tests
-	snapBuilds int // snapshots built by currentSnapLocked, for tests
+	viewSeq    uint64 // the last view revision handed out, any service
+	recomputes int    // answers computed by updateAnswerLocked, for tests
+	snapBuilds int    // snapshots built by currentSnapLocked, for tests
 }
 
 // New builds an agent on reg, loads its data dir (port assignment, mesh
@@ -148,6 +149,7 @@ func New(cfg config.Config, reg registry.Registry, opts ...Option) (*Agent, erro
 	a := &Agent{
 		cfg: cfg, reg: reg, log: log, opts: o, ports: ports, metrics: o.metrics,
 		revBase:    uint64(o.now().UnixMilli()),
+		viewSeq:    uint64(o.now().UnixMilli()),
 		ctx:        ctx,
 		cancel:     cancel,
 		pubs:       map[string]*publication{},
@@ -199,6 +201,8 @@ func (a *Agent) Close() error {
 	for _, s := range a.subs {
 		close(s.notify)
 		s.notify = make(chan struct{})
+		close(s.viewNotify)
+		s.viewNotify = make(chan struct{})
 	}
 	close(a.snapWake)
 	a.snapWake = make(chan struct{})

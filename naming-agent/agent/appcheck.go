@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -13,10 +11,9 @@ import (
 // App death. While the sidecar is up and reports a stage-1 result for a
 // published app, that result decides the app's health. Otherwise (sidecar
 // down, or not checking this app yet) the agent checks it itself: a TCP
-// connect to HOST_IP:PORT every health_check.interval (the agent is the
-// source exactly while it registers HOST_IP:PORT, so it checks what
-// remote callers will dial; the sidecar checks 127.0.0.1:PORT, what its
-// ingress forwards to);
+// connect to what it registers then (HOST_IP:PORT, or the app's own
+// address) every health_check.interval, so it checks what remote callers
+// will dial; the sidecar checks what its ingress forwards to;
 // unhealthy_threshold failures in a row withdraw the registration,
 // healthy_threshold successes restore it. This works for any app, on any
 // protocol, with no heartbeat from the app.
@@ -25,7 +22,7 @@ import (
 // them and hands the rest to the agent's own check.
 func (a *Agent) updateHealthSourcesLocked() {
 	for _, p := range a.pubs {
-		healthy, reason, ok := a.sc.appHealth(p.req.Service, a.appTarget(p.req.Port))
+		healthy, reason, ok := a.sc.appHealth(p.req.Service, a.appTarget(p))
 		if a.sc.up && ok {
 			if p.source != sourceSidecar {
 				a.log.Info("app health now from the sidecar", zap.String("service", p.req.Service))
@@ -67,12 +64,13 @@ func (a *Agent) appCheckLoop() {
 		type target struct {
 			service string
 			port    int
+			addr    string
 		}
 		var targets []target
 		a.mu.Lock()
 		for _, p := range a.pubs {
 			if p.source == sourceAgent {
-				targets = append(targets, target{p.req.Service, p.req.Port})
+				targets = append(targets, target{p.req.Service, p.req.Port, a.realAddr(p)})
 			}
 		}
 		a.mu.Unlock()
@@ -82,7 +80,7 @@ func (a *Agent) appCheckLoop() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				results[i] = a.checkApp(tg.port)
+				results[i] = a.checkApp(tg.addr)
 			}()
 		}
 		wg.Wait()
@@ -114,10 +112,10 @@ func (a *Agent) appCheckLoop() {
 	}
 }
 
-func (a *Agent) checkApp(port int) error {
+func (a *Agent) checkApp(addr string) error {
 	ctx, cancel := context.WithTimeout(a.ctx, a.cfg.HealthCheck.Timeout)
 	defer cancel()
-	c, err := a.opts.dial(ctx, "tcp", net.JoinHostPort(a.cfg.HostIP, strconv.Itoa(port)))
+	c, err := a.opts.dial(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}

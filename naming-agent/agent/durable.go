@@ -34,6 +34,8 @@ type savedPublication struct {
 	Protocol string            `json:"protocol"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 	Health   HealthSpec        `json:"health"`
+	Host     string            `json:"host,omitempty"`
+	Owner    string            `json:"owner,omitempty"`
 }
 
 func publicationsPath(dataDir string) string { return filepath.Join(dataDir, "publications.json") }
@@ -46,6 +48,7 @@ func (a *Agent) savePublicationsLocked(next map[string]PublishRequest) error {
 		r := next[svc]
 		f.Publications = append(f.Publications, savedPublication{
 			Service: r.Service, Port: r.Port, Protocol: r.Protocol, Metadata: r.Metadata, Health: r.Health,
+			Host: r.Host, Owner: r.Owner,
 		})
 	}
 	b, err := json.MarshalIndent(f, "", "  ")
@@ -87,7 +90,7 @@ func loadPublications(path string, log *zap.Logger) ([]PublishRequest, error) {
 	var out []PublishRequest
 	seen := map[string]bool{}
 	for _, s := range f.Publications {
-		req, err := NormalizePublish(PublishRequest{Service: s.Service, Port: s.Port, Protocol: s.Protocol, Metadata: s.Metadata, Health: s.Health})
+		req, err := NormalizePublish(PublishRequest{Service: s.Service, Port: s.Port, Protocol: s.Protocol, Metadata: s.Metadata, Health: s.Health, Host: s.Host, Owner: s.Owner})
 		if err == nil && seen[req.Service] {
 			err = fmt.Errorf("service %q saved twice", req.Service)
 		}

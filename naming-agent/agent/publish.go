@@ -69,6 +69,16 @@ func NormalizePublish(req PublishRequest) (PublishRequest, error) {
 	if _, err := (registry.Endpoint{Service: req.Service, Addr: "127.0.0.1:1", Metadata: req.Metadata}).Normalized(); err != nil {
 		return req, err
 	}
+	if req.Host != "" {
+		ip := net.ParseIP(req.Host)
+		if ip == nil || ip.IsUnspecified() || ip.IsMulticast() {
+			return req, fmt.Errorf("%w: host %q: must be an IP address of this host", ErrInvalid, req.Host)
+		}
+		req.Host = ip.String()
+	}
+	if len(req.Owner) > 256 || strings.ContainsFunc(req.Owner, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return req, fmt.Errorf("%w: owner: at most 256 printable characters", ErrInvalid)
+	}
 	req.Metadata = cloneMap(req.Metadata)
 	return req, nil
 }
@@ -85,6 +95,9 @@ func (a *Agent) Publish(req PublishRequest) (Publication, error) {
 	if err != nil {
 		return Publication{}, err
 	}
+	if req.Host != "" && !a.localIP(req.Host) {
+		return Publication{}, fmt.Errorf("%w: host %s is not an address of this host: the ingress forwards only to this host's apps", ErrInvalid, req.Host)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -93,6 +106,13 @@ func (a *Agent) Publish(req PublishRequest) (Publication, error) {
 	p := a.pubs[req.Service]
 	if p != nil && samePublication(p.req, req) {
 		return a.publicationLocked(p), nil
+	}
+	if p != nil && p.req.Owner != req.Owner {
+		owner := p.req.Owner
+		if owner == "" {
+			owner = "the API"
+		}
+		return Publication{}, fmt.Errorf("%w: service %q is already published on this host by %s (port %d)", ErrConflict, req.Service, owner, p.req.Port)
 	}
 	if p != nil && !req.Update {
 		return Publication{}, fmt.Errorf("%w: service %q is already published on this host (port %d, protocol %s); unpublish it first, or publish with update to replace it",
@@ -110,7 +130,8 @@ func (a *Agent) Publish(req PublishRequest) (Publication, error) {
 
 // samePublication: b would change nothing of a.
 func samePublication(a, b PublishRequest) bool {
-	return a.Port == b.Port && a.Protocol == b.Protocol && a.Health == b.Health && maps.Equal(a.Metadata, b.Metadata)
+	return a.Port == b.Port && a.Protocol == b.Protocol && a.Health == b.Health && a.Host == b.Host &&
+		a.Owner == b.Owner && maps.Equal(a.Metadata, b.Metadata)
 }
 
 // addPublicationLocked makes or replaces the publication of req.Service
@@ -153,13 +174,18 @@ func (a *Agent) Unpublish(service string, port int) error {
 	if p == nil || p.req.Port != port {
 		return fmt.Errorf("%w: service %q port %d", ErrNotPublished, service, port)
 	}
+	return a.unpublishLocked(p)
+}
+
+// unpublishLocked ends p, on disk first.
+func (a *Agent) unpublishLocked(p *publication) error {
 	next := a.requestsLocked()
-	delete(next, service)
+	delete(next, p.req.Service)
 	if err := a.savePublicationsLocked(next); err != nil {
 		return err
 	}
-	delete(a.pubs, service)
-	a.log.Info("unpublished", zap.String("service", service), zap.Int("port", port))
+	delete(a.pubs, p.req.Service)
+	a.log.Info("unpublished", zap.String("service", p.req.Service), zap.Int("port", p.req.Port), zap.String("owner", p.req.Owner))
 	a.updateLocked()
 	return nil
 }
@@ -170,16 +196,32 @@ func (a *Agent) ingressCarriedLocked(p *publication) bool {
 	if !a.sc.up || p.ingress == 0 || !a.meshEnabledLocked(p.req.Service) {
 		return false
 	}
-	return a.sc.ackedIngress[p.req.Service] == a.ingressListen(p)+"->"+a.appTarget(p.req.Port)
+	return a.sc.ackedIngress[p.req.Service] == a.ingressListen(p)+"->"+a.appTarget(p)
 }
 
 func (a *Agent) ingressListen(p *publication) string {
 	return net.JoinHostPort(a.cfg.HostIP, strconv.Itoa(p.ingress))
 }
 
-// appTarget is where the sidecar reaches a local app: APP_IP:PORT.
-func (a *Agent) appTarget(port int) string {
-	return net.JoinHostPort(a.cfg.Ports.AppIP, strconv.Itoa(port))
+// appTarget is where the sidecar reaches a local app: the host it
+// registered itself at, else APP_IP:PORT.
+func (a *Agent) appTarget(p *publication) string {
+	host := a.cfg.Ports.AppIP
+	if p.req.Host != "" {
+		host = p.req.Host
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p.req.Port))
+}
+
+// realAddr is what the registry gets for p while the mesh does not carry
+// it, and what the agent's own check dials: the app's own address when it
+// registered one other hosts can reach, else HOST_IP:PORT.
+func (a *Agent) realAddr(p *publication) string {
+	host := a.cfg.HostIP
+	if h := p.req.Host; h != "" && (h == a.cfg.HostIP || !net.ParseIP(h).IsLoopback()) {
+		host = h
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p.req.Port))
 }
 
 // desiredLocked is the registration p should have now; false: none (the
@@ -200,7 +242,7 @@ func (a *Agent) desiredLocked(p *publication) (registry.Endpoint, bool) {
 		md[MetaMesh] = "true"
 		md[MetaHealthPort] = strconv.Itoa(a.cfg.Ports.Health)
 	} else {
-		ep.Addr = net.JoinHostPort(a.cfg.HostIP, strconv.Itoa(p.req.Port))
+		ep.Addr = a.realAddr(p)
 		md[MetaMesh] = "false"
 	}
 	ep, err := ep.Normalized()
@@ -219,6 +261,8 @@ func (a *Agent) publicationLocked(p *publication) Publication {
 		Protocol:     p.req.Protocol,
 		Metadata:     cloneMap(p.req.Metadata),
 		Health:       p.req.Health,
+		Host:         p.req.Host,
+		Owner:        p.req.Owner,
 		IngressPort:  p.ingress,
 		Healthy:      p.healthy,
 		HealthSource: p.source,
@@ -233,4 +277,23 @@ func (a *Agent) publicationLocked(p *publication) Publication {
 		}
 	}
 	return out
+}
+
+// localIP: host (a valid IP) is loopback, the host's or the apps' IP, or
+// on one of this machine's interfaces.
+func (a *Agent) localIP(host string) bool {
+	ip := net.ParseIP(host)
+	if ip.IsLoopback() || host == a.cfg.HostIP || host == a.cfg.Ports.AppIP {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ad := range addrs {
+		if n, ok := ad.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }

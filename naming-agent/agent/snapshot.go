@@ -101,7 +101,7 @@ func (a *Agent) buildSnapshotLocked() *sidecarpb.Snapshot {
 	}
 	for _, svc := range slices.Sorted(maps.Keys(a.pubs)) {
 		p := a.pubs[svc]
-		target := a.appTarget(p.req.Port)
+		target := a.appTarget(p)
 		snap.AppChecks = append(snap.AppChecks, &sidecarpb.AppCheck{
 			Service: svc, Target: target, Kind: p.req.Health.Type, Path: p.req.Health.Path, Check: hc,
 		})

@@ -32,6 +32,12 @@ type subscription struct {
 	// lastAsked and emptySince (zero while it has endpoints) decide
 	// when an unused subscription expires (unsubscribe.go).
 	lastAsked, emptySince time.Time
+	// The front ends' view (view.go): its revision changes with the
+	// answer and with any change of eps (metadata included), which the
+	// answer does not show.
+	epsGen, viewGen uint64
+	viewRev         uint64
+	viewNotify      chan struct{} // closed and replaced when the view changes
 }
 
 // subscribeLocked returns the subscription of service, making it (and
@@ -42,7 +48,7 @@ func (a *Agent) subscribeLocked(service string) *subscription {
 	}
 	now := a.opts.now()
 	ctx, cancel := context.WithCancel(a.ctx)
-	s := &subscription{service: service, first: make(chan struct{}), notify: make(chan struct{}), cancel: cancel, lastAsked: now, emptySince: now}
+	s := &subscription{service: service, first: make(chan struct{}), notify: make(chan struct{}), viewNotify: make(chan struct{}), cancel: cancel, lastAsked: now, emptySince: now}
 	egress, err := a.ports.Assign(poolEgress, service)
 	if err != nil {
 		a.log.Warn("no egress port: the service stays out of the mesh", zap.String("service", service), zap.Error(err))
@@ -50,6 +56,8 @@ func (a *Agent) subscribeLocked(service string) *subscription {
 	s.egress = egress
 	s.answer = a.computeAnswerLocked(s)
 	s.answer.Revision = a.revBase
+	a.viewSeq++
+	s.viewRev = a.viewSeq
 	a.subs[service] = s
 	a.goLoop(func() { a.watchLoop(ctx, s) })
 	a.log.Info("subscribed", zap.String("service", service), zap.Int("egress_port", egress))
@@ -61,7 +69,15 @@ func (a *Agent) subscribeLocked(service string) *subscription {
 func (a *Agent) updateAnswerLocked(s *subscription) {
 	a.recomputes++
 	ans := a.computeAnswerLocked(s)
-	if sameContent(ans, s.answer) {
+	same := sameContent(ans, s.answer)
+	if !same || s.viewGen != s.epsGen {
+		s.viewGen = s.epsGen
+		a.viewSeq++
+		s.viewRev = a.viewSeq
+		close(s.viewNotify)
+		s.viewNotify = make(chan struct{})
+	}
+	if same {
 		return
 	}
 	ans.Revision = s.answer.Revision + 1
@@ -136,6 +152,7 @@ func (a *Agent) watchUpdate(s *subscription, eps []registry.Endpoint) {
 	}
 	wasKnown := s.known
 	s.eps, s.known, s.fromCache, s.err = eps, true, false, nil
+	s.epsGen++
 	a.firstLocked(s)
 	a.setRegistryErrLocked(nil)
 	a.updateSubLocked(s)

@@ -14,6 +14,16 @@ type PublishRequest struct {
 	Protocol string // "tcp" (default), "http", "grpc"
 	Metadata map[string]string
 	Health   HealthSpec
+	// Host is the address the app registered itself at, when it did (a
+	// registry front end: its own URL's host). It must be an address of
+	// this host; the ingress forwards there and the checks dial it, and
+	// the real registration keeps it. Empty: ports.app_ip for the
+	// sidecar, host_ip in the registry.
+	Host string
+	// Owner is who holds the publication: "" for the API, a front end's
+	// session otherwise ("zookeeper/0x1f..."), so the front end can end
+	// what a session held when the session ends, even across restarts.
+	Owner string
 	// Update replaces a publication of Service that differs; without it
 	// that is ErrConflict.
 	Update bool

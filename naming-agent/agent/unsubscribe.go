@@ -41,6 +41,8 @@ func (a *Agent) dropLocked(s *subscription, what string) error {
 	delete(a.subs, s.service)
 	close(s.notify)
 	s.notify = make(chan struct{})
+	close(s.viewNotify)
+	s.viewNotify = make(chan struct{})
 	a.log.Info(what, zap.String("service", s.service), zap.Int("egress_port", s.egress))
 	a.updateLocked()
 	a.kick(a.saveWake)
