@@ -44,7 +44,7 @@ func NormalizePublish(req PublishRequest) (PublishRequest, error) {
 		req.Protocol = "tcp"
 	}
 	if !config.ValidProtocol(req.Protocol) {
-		return req, fmt.Errorf("%w: protocol %q: must be tcp, http or grpc", ErrInvalid, req.Protocol)
+		return req, fmt.Errorf("%w: protocol %q: must be %s", ErrInvalid, req.Protocol, config.ProtocolsHelp)
 	}
 	if req.Health.Type == "" {
 		req.Health.Type = "tcp"

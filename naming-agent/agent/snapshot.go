@@ -136,11 +136,14 @@ func (a *Agent) subscribedProtocolLocked(s *subscription) sidecarpb.Protocol {
 	return protocolOf(declared)
 }
 
+// protocolOf is the sidecar's handling of a declared protocol. Dubbo's
+// Triple is gRPC on the wire (HTTP/2, the same framing), so the sidecar's
+// gRPC handling serves it; Dubbo's own protocol is carried at L4.
 func protocolOf(p string) sidecarpb.Protocol {
 	switch p {
 	case "http":
 		return sidecarpb.Protocol_PROTOCOL_HTTP
-	case "grpc":
+	case "grpc", "tri":
 		return sidecarpb.Protocol_PROTOCOL_GRPC
 	}
 	return sidecarpb.Protocol_PROTOCOL_TCP

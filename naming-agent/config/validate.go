@@ -13,7 +13,16 @@ import (
 )
 
 // ValidProtocol reports whether p is "tcp", "http" or "grpc".
-func ValidProtocol(p string) bool { return p == "tcp" || p == "http" || p == "grpc" }
+func ValidProtocol(p string) bool {
+	switch p {
+	case "tcp", "http", "grpc", "dubbo", "tri":
+		return true
+	}
+	return false
+}
+
+// ProtocolsHelp names the valid protocols, for error messages.
+const ProtocolsHelp = "tcp, http, grpc, dubbo or tri"
 
 // RegistryKind returns the kind of a registry URL: "embedded", "etcd",
 // "zookeeper" or "nacos", and an error for anything else.
@@ -145,7 +154,7 @@ func (c Config) Validate() error {
 
 func checkService(bad func(string, string, ...any), path string, s Service) {
 	if s.Protocol != "" && !ValidProtocol(s.Protocol) {
-		bad(path+".protocol", "%q: must be tcp, http or grpc", s.Protocol)
+		bad(path+".protocol", "%q: must be %s", s.Protocol, ProtocolsHelp)
 	}
 	if s.Timeout < 0 {
 		bad(path+".timeout", "must be >= 0")

@@ -50,7 +50,14 @@ func metadataKey(p string) (k string, ok bool) {
 // providerURL is the Dubbo provider URL of ep, which must be normalized.
 // registered is when ep was first registered; it becomes the URL's
 // timestamp, which Dubbo consumers use to warm a new provider up.
+//
+// Its scheme is the endpoint's protocol when that is one of Dubbo's
+// (MetaProtocol "dubbo" or "tri": a dubbo-go Triple consumer keeps only
+// providers whose scheme is its protocol), else the configured protocol.
 func providerURL(ep registry.Endpoint, protocol string, registered time.Time) dubboURL {
+	if p := ep.Metadata[MetaProtocol]; p == "dubbo" || p == "tri" {
+		protocol = p
+	}
 	params := make(map[string]string, len(ep.Metadata)+5)
 	for k, v := range ep.Metadata {
 		params[paramKey(k)] = v
@@ -65,10 +72,15 @@ func providerURL(ep registry.Endpoint, protocol string, registered time.Time) du
 	return dubboURL{Protocol: protocol, Host: host, Port: p, Path: ep.Service, Params: params}
 }
 
+// MetaProtocol is the metadata key whose value, when it is one of
+// Dubbo's protocols, becomes the scheme of the endpoint's provider URL.
+// It is the key the naming agent writes the service's protocol under.
+const MetaProtocol = "detour.protocol"
+
 // provider is a provider node read back.
 type provider struct {
 	ep        registry.Endpoint
-	serving   bool  // false: enabled=false, disabled=true or weight=0
+	serving   bool  // false: enabled=false or disabled=true
 	timestamp int64 // ms since the epoch; 0 if the URL has none
 }
 
@@ -103,15 +115,18 @@ func parseProvider(service, name string) (provider, error) {
 	}
 	ts, _ := strconv.ParseInt(u.Params["timestamp"], 10, 64)
 	return provider{
-		ep:        registry.Endpoint{Service: service, Addr: addr, Weight: max(weight, 1), Metadata: md},
-		serving:   weight > 0 && enabled(u.Params),
+		ep: registry.Endpoint{Service: service, Addr: addr, Weight: max(weight, 1), Metadata: md},
+		// weight=0 still serves: Dubbo's own consumers call such a
+		// provider (RandomLoadBalance picks among all when every weight
+		// is 0), and dubbo-go registers weight=0 by default.
+		serving:   enabled(u.Params),
 		timestamp: ts,
 	}, nil
 }
 
 // parseWeight reads Dubbo's weight parameter: absent means
-// registry.DefaultWeight, 0 means no traffic, above registry.MaxWeight is
-// capped.
+// registry.DefaultWeight, above registry.MaxWeight is capped; 0 is read
+// as the smallest share (Weight 1), not as "no traffic".
 func parseWeight(s string) (uint32, error) {
 	if s == "" {
 		return registry.DefaultWeight, nil

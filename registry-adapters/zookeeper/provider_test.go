@@ -164,7 +164,7 @@ func TestParseForeignProviders(t *testing.T) {
 		{"enabled=false", "S", "dubbo://10.0.0.1:1/S?enabled=false", registry.Endpoint{Service: "S", Addr: "10.0.0.1:1", Weight: 100, Metadata: map[string]string{}}, false},
 		{"disabled=false wins over enabled=false", "S", "dubbo://10.0.0.1:1/S?enabled=false&disabled=false", registry.Endpoint{Service: "S", Addr: "10.0.0.1:1", Weight: 100, Metadata: map[string]string{}}, true},
 		{"enabled=TRUE", "S", "dubbo://10.0.0.1:1/S?enabled=TRUE&category=providers", registry.Endpoint{Service: "S", Addr: "10.0.0.1:1", Weight: 100, Metadata: map[string]string{}}, true},
-		{"weight 0 takes no traffic", "S", "dubbo://10.0.0.1:1/S?weight=0", registry.Endpoint{Service: "S", Addr: "10.0.0.1:1", Weight: 1, Metadata: map[string]string{}}, false},
+		{"weight 0 serves, as Dubbo's consumers call it", "S", "dubbo://10.0.0.1:1/S?weight=0", registry.Endpoint{Service: "S", Addr: "10.0.0.1:1", Weight: 1, Metadata: map[string]string{}}, true},
 		{"weight capped", "S", "dubbo://10.0.0.1:1/S?weight=99999", registry.Endpoint{Service: "S", Addr: "10.0.0.1:1", Weight: registry.MaxWeight, Metadata: map[string]string{}}, true},
 		{"path names the service when interface is missing", "S", "rest://h.example:8080/S?x=1", registry.Endpoint{Service: "S", Addr: "h.example:8080", Weight: 100, Metadata: map[string]string{"x": "1"}}, true},
 		{"custom path, interface decides", "S", "dubbo://10.0.0.1:1/custom/path?interface=S", registry.Endpoint{Service: "S", Addr: "10.0.0.1:1", Weight: 100, Metadata: map[string]string{}}, true},
@@ -248,6 +248,27 @@ func TestMetadataKeyMapping(t *testing.T) {
 	for _, p := range []string{"anyhost", "category", "disabled", "enabled", "interface", "side", "timestamp", "weight"} {
 		if _, ok := metadataKey(p); ok {
 			t.Errorf("layout parameter %q taken as metadata", p)
+		}
+	}
+}
+
+// TestProviderURLScheme: an endpoint that declares a Dubbo protocol gets
+// it as its URL's scheme (a Triple consumer ignores dubbo:// providers);
+// any other declared protocol keeps the configured scheme.
+func TestProviderURLScheme(t *testing.T) {
+	registered := time.UnixMilli(1700000000000)
+	for declared, want := range map[string]string{"tri": "tri", "dubbo": "dubbo", "grpc": "dubbo", "": "dubbo"} {
+		ep := registry.Endpoint{Service: "S", Addr: "10.0.0.1:20880", Metadata: map[string]string{}}
+		if declared != "" {
+			ep.Metadata[MetaProtocol] = declared
+		}
+		u := providerURL(ep, "dubbo", registered)
+		if u.Protocol != want {
+			t.Errorf("declared %q: scheme %q, want %q", declared, u.Protocol, want)
+		}
+		back, err := parseProvider("S", u.nodeName())
+		if err != nil || back.ep.Metadata[MetaProtocol] != ep.Metadata[MetaProtocol] {
+			t.Errorf("declared %q: read back %+v, %v", declared, back.ep, err)
 		}
 	}
 }

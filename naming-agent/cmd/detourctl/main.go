@@ -4,7 +4,7 @@
 //	detourctl status | list | sidecar
 //	detourctl resolve SERVICE
 //	detourctl unsubscribe SERVICE
-//	detourctl publish SERVICE PORT [--protocol tcp|http|grpc] [--meta K=V ...] [--health tcp|http:/PATH|grpc] [--update]
+//	detourctl publish SERVICE PORT [--protocol tcp|http|grpc|dubbo|tri] [--meta K=V ...] [--health tcp|http:/PATH|grpc] [--update]
 //	detourctl unpublish SERVICE PORT
 //	detourctl mesh enable|disable SERVICE
 //	detourctl --version
@@ -47,7 +47,7 @@ commands:
                                if it was not (said on stderr); exit 1 if nothing is known of it
   unsubscribe SERVICE          the agent stops watching SERVICE
   publish SERVICE PORT         publish the app on this host's PORT as SERVICE:
-      --protocol tcp|http|grpc   (default: the agent's service_defaults)
+      --protocol tcp|http|grpc|dubbo|tri   (default: the agent's service_defaults)
       --meta KEY=VALUE           registry metadata; repeat for more
       --health tcp|http:/PATH|grpc  how the agent checks the app (default tcp)
       --update                   replace this host's publication of SERVICE if it differs
@@ -165,7 +165,7 @@ func parseArgs(args []string, stderr io.Writer, agentEnv string) (options, []str
 	fs.StringVar(&o.agent, "agent", o.agent, "the agent's HTTP API ($"+envAgent+")")
 	fs.BoolVar(&o.asJSON, "json", false, "print the agent's JSON as it is")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	fs.StringVar(&o.protocol, "protocol", "", "publish: tcp, http or grpc")
+	fs.StringVar(&o.protocol, "protocol", "", "publish: tcp, http, grpc, dubbo or tri")
 	fs.Var(&o.meta, "meta", "publish: KEY=VALUE, repeated")
 	fs.StringVar(&o.health, "health", "", "publish: tcp, http:/PATH or grpc")
 	fs.BoolVar(&o.update, "update", false, "publish: replace a publication that differs")
