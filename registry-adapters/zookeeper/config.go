@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/detourmesh/detour/registry-adapters/registry"
+	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubbourl"
 )
 
 // Config configures a Registry. Durations are written as strings in YAML
@@ -72,7 +73,7 @@ func (c Config) Validate() error {
 	if c.RequestTimeout <= 0 {
 		bad("request_timeout", "must be > 0, got %s", c.RequestTimeout)
 	}
-	if !validProtocol(c.Protocol) {
+	if !dubbourl.ValidProtocol(c.Protocol) {
 		bad("protocol", "%q: must be a URL scheme such as \"dubbo\" or \"tri\"", c.Protocol)
 	}
 	return errors.Join(errs...)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/detourmesh/detour/registry-adapters/registry"
+	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubbourl"
 )
 
 // metadataEscape prefixes a metadata key that would otherwise be taken for
@@ -54,7 +55,7 @@ func metadataKey(p string) (k string, ok bool) {
 // Its scheme is the endpoint's protocol when that is one of Dubbo's
 // (MetaProtocol "dubbo" or "tri": a dubbo-go Triple consumer keeps only
 // providers whose scheme is its protocol), else the configured protocol.
-func providerURL(ep registry.Endpoint, protocol string, registered time.Time) dubboURL {
+func providerURL(ep registry.Endpoint, protocol string, registered time.Time) dubbourl.URL {
 	if p := ep.Metadata[MetaProtocol]; p == "dubbo" || p == "tri" {
 		protocol = p
 	}
@@ -69,7 +70,7 @@ func providerURL(ep registry.Endpoint, protocol string, registered time.Time) du
 	params["weight"] = strconv.FormatUint(uint64(ep.Weight), 10)
 	host, port, _ := net.SplitHostPort(ep.Addr)
 	p, _ := strconv.Atoi(port)
-	return dubboURL{Protocol: protocol, Host: host, Port: p, Path: ep.Service, Params: params}
+	return dubbourl.URL{Protocol: protocol, Host: host, Port: p, Path: ep.Service, Params: params}
 }
 
 // MetaProtocol is the metadata key whose value, when it is one of
@@ -88,7 +89,7 @@ type provider struct {
 // name that is not an encoded Dubbo URL, names another service, or has no
 // usable address or weight.
 func parseProvider(service, name string) (provider, error) {
-	u, err := parseNodeName(name)
+	u, err := dubbourl.ParseNodeName(name)
 	if err != nil {
 		return provider{}, err
 	}

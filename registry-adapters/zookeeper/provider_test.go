@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/detourmesh/detour/registry-adapters/registry"
+	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubbourl/dubbourltest"
 )
 
 var registered = time.UnixMilli(1700000000123)
@@ -45,7 +46,7 @@ func TestProviderRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		name := providerURL(ep, "dubbo", registered).nodeName()
+		name := providerURL(ep, "dubbo", registered).NodeName()
 		p, err := parseProvider(ep.Service, name)
 		if err != nil {
 			t.Fatalf("parseProvider(%s): %v", name, err)
@@ -75,7 +76,7 @@ func TestProviderURLLayout(t *testing.T) {
 func TestOurNodesReadByDubboGo(t *testing.T) {
 	md := trickyMetadata()
 	ep := registry.Endpoint{Service: "com.foo.Bar", Addr: "10.0.0.7:20880", Weight: 42, Metadata: md}
-	name := providerURL(ep, "tri", registered).nodeName()
+	name := providerURL(ep, "tri", registered).NodeName()
 	raw, err := url.QueryUnescape(name)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +112,7 @@ func TestOurNodesReadByDubbo(t *testing.T) {
 	md := map[string]string{"version": "1.0.0", "group": "g1", "methods": "a,b", "spaces": "a b", "expr": "x=y",
 		"unicode": "grüße 服务", "path": "/a/b?c", "url": "http://u:p@h:1/x"}
 	ep := registry.Endpoint{Service: "com.foo.Bar", Addr: "10.0.0.7:20880", Weight: 42, Metadata: md}
-	name := providerURL(ep, "dubbo", registered).nodeName()
+	name := providerURL(ep, "dubbo", registered).NodeName()
 	raw, err := url.QueryUnescape(name) // java.net.URLDecoder.decode
 	if err != nil {
 		t.Fatal(err)
@@ -140,24 +141,24 @@ func TestParseForeignProviders(t *testing.T) {
 		want    registry.Endpoint
 		serving bool
 	}{
-		{"dubbo 2.7", "org.apache.dubbo.demo.DemoService", urlDubbo27, registry.Endpoint{
+		{"dubbo 2.7", "org.apache.dubbo.demo.DemoService", dubbourltest.Dubbo27, registry.Endpoint{
 			Service: "org.apache.dubbo.demo.DemoService", Addr: "192.168.1.7:20880", Weight: 100,
 			Metadata: map[string]string{"application": "dubbo-demo-api-provider", "default": "true", "deprecated": "false",
 				"dubbo": "2.0.2", "dynamic": "true", "generic": "false", "metadata-type": "remote",
 				"methods": "sayHello,sayHelloAsync", "pid": "45271", "release": ""},
 		}, true},
-		{"dubbo 3 triple", "org.apache.dubbo.samples.api.GreetingsService", urlDubbo3Tri, registry.Endpoint{
+		{"dubbo 3 triple", "org.apache.dubbo.samples.api.GreetingsService", dubbourltest.Dubbo3Tri, registry.Endpoint{
 			Service: "org.apache.dubbo.samples.api.GreetingsService", Addr: "192.168.31.5:50051", Weight: 100,
 			Metadata: map[string]string{"application": "first-dubbo-provider", "background": "false", "deprecated": "false",
 				"dubbo": "2.0.2", "dynamic": "true", "executor-management-mode": "isolation", "file-cache": "true",
 				"generic": "false", "methods": "sayHi", "pid": "12345", "prefer.serialization": "fastjson2,hessian2",
 				"release": "3.2.0", "service-name-mapping": "true"},
 		}, true},
-		{"group, version, weight", "com.foo.BarService", urlDubboGroup, registry.Endpoint{
+		{"group, version, weight", "com.foo.BarService", dubbourltest.DubboGroup, registry.Endpoint{
 			Service: "com.foo.BarService", Addr: "10.20.30.40:20880", Weight: 200,
 			Metadata: map[string]string{"application": "bar", "group": "g1", "methods": "bar,baz", "revision": "1.0.0", "version": "1.0.0"},
 		}, true},
-		{"disabled by an operator", "com.alibaba.Svc", urlDubbo26Disabled, registry.Endpoint{
+		{"disabled by an operator", "com.alibaba.Svc", dubbourltest.Dubbo26Disabled, registry.Endpoint{
 			Service: "com.alibaba.Svc", Addr: "172.16.0.9:20880", Weight: 100,
 			Metadata: map[string]string{"application": "legacy", "dubbo": "2.6.2", "generic": "false", "methods": "get", "pid": "777"},
 		}, false},
@@ -180,7 +181,7 @@ func TestParseForeignProviders(t *testing.T) {
 			}
 		})
 	}
-	if p, _ := parseProvider("com.foo.BarService", url.QueryEscape(urlDubboGroup)); p.timestamp != 1600000000000 {
+	if p, _ := parseProvider("com.foo.BarService", url.QueryEscape(dubbourltest.DubboGroup)); p.timestamp != 1600000000000 {
 		t.Errorf("timestamp = %d", p.timestamp)
 	}
 }
@@ -266,7 +267,7 @@ func TestProviderURLScheme(t *testing.T) {
 		if u.Protocol != want {
 			t.Errorf("declared %q: scheme %q, want %q", declared, u.Protocol, want)
 		}
-		back, err := parseProvider("S", u.nodeName())
+		back, err := parseProvider("S", u.NodeName())
 		if err != nil || back.ep.Metadata[MetaProtocol] != ep.Metadata[MetaProtocol] {
 			t.Errorf("declared %q: read back %+v, %v", declared, back.ep, err)
 		}

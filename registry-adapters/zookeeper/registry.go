@@ -151,7 +151,7 @@ func (r *Registry) Register(ctx context.Context, ep registry.Endpoint) error {
 	if old != nil {
 		reg.registered = old.registered
 	}
-	reg.path = r.providersPath(ep.Service) + "/" + providerURL(ep, r.cfg.Protocol, reg.registered).nodeName()
+	reg.path = r.providersPath(ep.Service) + "/" + providerURL(ep, r.cfg.Protocol, reg.registered).NodeName()
 	if old != nil && old.path == reg.path {
 		return nil // the node says it already
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/detourmesh/detour/registry-adapters/registry"
 	"github.com/detourmesh/detour/registry-adapters/registrytest"
+	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubbourl/dubbourltest"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -82,9 +83,9 @@ func TestReadsDubboProviders(t *testing.T) {
 	const svc = "org.apache.dubbo.demo.DemoService"
 	providers := env.root + "/" + svc + "/providers/"
 	for _, u := range []string{
-		urlDubbo27,
-		strings.ReplaceAll(urlDubbo3Tri, "org.apache.dubbo.samples.api.GreetingsService", svc),
-		strings.ReplaceAll(urlDubbo26Disabled, "com.alibaba.Svc", svc),
+		dubbourltest.Dubbo27,
+		strings.ReplaceAll(dubbourltest.Dubbo3Tri, "org.apache.dubbo.samples.api.GreetingsService", svc),
+		strings.ReplaceAll(dubbourltest.Dubbo26Disabled, "com.alibaba.Svc", svc),
 	} {
 		if err := createAll(env.raw, providers+url.QueryEscape(u)); err != nil {
 			t.Fatal(err)

@@ -94,7 +94,7 @@ func TestResumeDeletesStrays(t *testing.T) {
 	// Nodes of r1's session that the store names, as if an earlier run
 	// had made them: one elsewhere, an older node of ep's address.
 	elsewhere := env.root + "/elsewhere/x"
-	older := r1.providersPath(svc) + "/" + providerURL(mustNormal(t, ep), "dubbo", time.UnixMilli(1)).nodeName()
+	older := r1.providersPath(svc) + "/" + providerURL(mustNormal(t, ep), "dubbo", time.UnixMilli(1)).NodeName()
 	if err := createAll(env.raw, env.root+"/elsewhere"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package zookeeper
+// Package dubbourl reads and writes Dubbo URLs as Dubbo, dubbo-go and
+// detour put them in the names of ZooKeeper provider and consumer nodes.
+// It is shared by the ZooKeeper adapter and the agent's ZooKeeper front
+// end, so there is one codec for the format.
+package dubbourl
 
 import (
 	"errors"
@@ -13,8 +17,8 @@ import (
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 
-// dubboURL is a Dubbo URL as Dubbo, dubbo-go and this adapter put it in the
-// name of a provider node:
+// URL is a Dubbo URL as Dubbo, dubbo-go and detour put it in the name of
+// a provider node:
 //
 //	protocol://host:port/path?key=value&key=value
 //
@@ -24,7 +28,7 @@ import (
 // break a reader ('%', '&', '+', '#', ';', control bytes, and '=' in keys),
 // so what Dubbo writes reads back unchanged, ordinary values stay readable
 // to Dubbo, and any value this adapter writes round-trips exactly.
-type dubboURL struct {
+type URL struct {
 	Protocol string
 	Host     string // an IPv6 literal without brackets
 	Port     int
@@ -32,17 +36,17 @@ type dubboURL struct {
 	Params   map[string]string
 }
 
-// parseDubboURL parses a decoded Dubbo URL (not a node name: see
-// parseNodeName). It is lenient where Dubbo is: user info is dropped, a
+// Parse parses a decoded Dubbo URL (not a node name: see
+// ParseNodeName). It is lenient where Dubbo is: user info is dropped, a
 // parameter without '=' has an empty value, a later duplicate wins, a '%'
 // that does not start an escape is kept as it is, and '+' is a plus sign.
-func parseDubboURL(s string) (dubboURL, error) {
+func Parse(s string) (URL, error) {
 	proto, rest, ok := strings.Cut(s, "://")
 	if !ok {
-		return dubboURL{}, errors.New("missing protocol://")
+		return URL{}, errors.New("missing protocol://")
 	}
-	if !validProtocol(proto) {
-		return dubboURL{}, fmt.Errorf("bad protocol %q", proto)
+	if !ValidProtocol(proto) {
+		return URL{}, fmt.Errorf("bad protocol %q", proto)
 	}
 	rest, query, _ := strings.Cut(rest, "?")
 	authority, path, _ := strings.Cut(rest, "/")
@@ -51,9 +55,9 @@ func parseDubboURL(s string) (dubboURL, error) {
 	}
 	host, port, err := splitHostPort(authority)
 	if err != nil {
-		return dubboURL{}, err
+		return URL{}, err
 	}
-	return dubboURL{
+	return URL{
 		Protocol: proto,
 		Host:     host,
 		Port:     port,
@@ -63,7 +67,7 @@ func parseDubboURL(s string) (dubboURL, error) {
 }
 
 // String formats u with its parameters sorted by key, as Dubbo does.
-func (u dubboURL) String() string {
+func (u URL) String() string {
 	var b strings.Builder
 	b.WriteString(u.Protocol)
 	b.WriteString("://")
@@ -83,20 +87,21 @@ func (u dubboURL) String() string {
 	return b.String()
 }
 
-// nodeName is u encoded as a ZooKeeper node name, the way Dubbo
+// NodeName is u encoded as a ZooKeeper node name, the way Dubbo
 // (URL.encode) and dubbo-go (url.QueryEscape) encode it.
-func (u dubboURL) nodeName() string { return url.QueryEscape(u.String()) }
+func (u URL) NodeName() string { return url.QueryEscape(u.String()) }
 
-// parseNodeName decodes a provider node name and parses the URL in it.
-func parseNodeName(name string) (dubboURL, error) {
+// ParseNodeName decodes a provider node name and parses the URL in it.
+func ParseNodeName(name string) (URL, error) {
 	s, err := url.QueryUnescape(name)
 	if err != nil {
-		return dubboURL{}, fmt.Errorf("node name is not URL-encoded: %w", err)
+		return URL{}, fmt.Errorf("node name is not URL-encoded: %w", err)
 	}
-	return parseDubboURL(s)
+	return Parse(s)
 }
 
-func validProtocol(p string) bool {
+// ValidProtocol reports whether p can be a Dubbo URL's scheme.
+func ValidProtocol(p string) bool {
 	if p == "" || !isLetter(p[0]) {
 		return false
 	}
