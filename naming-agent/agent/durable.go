@@ -35,6 +35,7 @@ type savedPublication struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 	Health   HealthSpec        `json:"health"`
 	Host     string            `json:"host,omitempty"`
+	Weight   uint32            `json:"weight,omitempty"`
 	Owner    string            `json:"owner,omitempty"`
 }
 
@@ -48,7 +49,7 @@ func (a *Agent) savePublicationsLocked(next map[string]PublishRequest) error {
 		r := next[svc]
 		f.Publications = append(f.Publications, savedPublication{
 			Service: r.Service, Port: r.Port, Protocol: r.Protocol, Metadata: r.Metadata, Health: r.Health,
-			Host: r.Host, Owner: r.Owner,
+			Host: r.Host, Weight: r.Weight, Owner: r.Owner,
 		})
 	}
 	b, err := json.MarshalIndent(f, "", "  ")
@@ -90,7 +91,7 @@ func loadPublications(path string, log *zap.Logger) ([]PublishRequest, error) {
 	var out []PublishRequest
 	seen := map[string]bool{}
 	for _, s := range f.Publications {
-		req, err := NormalizePublish(PublishRequest{Service: s.Service, Port: s.Port, Protocol: s.Protocol, Metadata: s.Metadata, Health: s.Health, Host: s.Host, Owner: s.Owner})
+		req, err := NormalizePublish(PublishRequest{Service: s.Service, Port: s.Port, Protocol: s.Protocol, Metadata: s.Metadata, Health: s.Health, Host: s.Host, Weight: s.Weight, Owner: s.Owner})
 		if err == nil && seen[req.Service] {
 			err = fmt.Errorf("service %q saved twice", req.Service)
 		}

@@ -27,7 +27,7 @@ func (c frontendCore) Publish(p frontend.Publication) error {
 	c.a.mu.Unlock()
 	_, err := c.a.Publish(PublishRequest{
 		Service: p.Service, Port: p.Port, Protocol: p.Protocol, Metadata: p.Metadata,
-		Host: p.Host, Owner: p.Owner, Update: update,
+		Host: p.Host, Weight: p.Weight, Owner: p.Owner, Update: update,
 	})
 	return err
 }
@@ -57,7 +57,7 @@ func (c frontendCore) Owned(prefix string) []frontend.Publication {
 		r := a.pubs[svc].req
 		if r.Owner != "" && strings.HasPrefix(r.Owner, prefix) {
 			out = append(out, frontend.Publication{
-				Service: r.Service, Host: r.Host, Port: r.Port, Protocol: r.Protocol,
+				Service: r.Service, Host: r.Host, Port: r.Port, Protocol: r.Protocol, Weight: r.Weight,
 				Metadata: cloneMap(r.Metadata), Owner: r.Owner,
 			})
 		}
@@ -135,7 +135,11 @@ func (a *Agent) viewLocked(s *subscription) frontend.View {
 				md[k] = val
 			}
 		}
-		v.Instances = append(v.Instances, frontend.Instance{Addr: realAddr(ep), Metadata: md})
+		weight := ep.Weight
+		if weight == 0 {
+			weight = registry.DefaultWeight
+		}
+		v.Instances = append(v.Instances, frontend.Instance{Addr: realAddr(ep), Protocol: ep.Metadata[MetaProtocol], Weight: weight, Metadata: md})
 	}
 	slices.SortFunc(v.Instances, func(x, y frontend.Instance) int { return strings.Compare(x.Addr, y.Addr) })
 	return v

@@ -76,6 +76,9 @@ func NormalizePublish(req PublishRequest) (PublishRequest, error) {
 		}
 		req.Host = ip.String()
 	}
+	if req.Weight > registry.MaxWeight {
+		return req, fmt.Errorf("%w: weight %d: at most %d", ErrInvalid, req.Weight, registry.MaxWeight)
+	}
 	if len(req.Owner) > 256 || strings.ContainsFunc(req.Owner, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return req, fmt.Errorf("%w: owner: at most 256 printable characters", ErrInvalid)
 	}
@@ -130,7 +133,7 @@ func (a *Agent) Publish(req PublishRequest) (Publication, error) {
 
 // samePublication: b would change nothing of a.
 func samePublication(a, b PublishRequest) bool {
-	return a.Port == b.Port && a.Protocol == b.Protocol && a.Health == b.Health && a.Host == b.Host &&
+	return a.Port == b.Port && a.Protocol == b.Protocol && a.Health == b.Health && a.Host == b.Host && a.Weight == b.Weight &&
 		a.Owner == b.Owner && maps.Equal(a.Metadata, b.Metadata)
 }
 
@@ -236,7 +239,7 @@ func (a *Agent) desiredLocked(p *publication) (registry.Endpoint, bool) {
 	}
 	md[MetaPort] = strconv.Itoa(p.req.Port)
 	md[MetaProtocol] = p.req.Protocol
-	ep := registry.Endpoint{Service: p.req.Service, Metadata: md}
+	ep := registry.Endpoint{Service: p.req.Service, Weight: p.req.Weight, Metadata: md}
 	if a.ingressCarriedLocked(p) {
 		ep.Addr = a.ingressListen(p)
 		md[MetaMesh] = "true"

@@ -20,6 +20,9 @@ type PublishRequest struct {
 	// the real registration keeps it. Empty: ports.app_ip for the
 	// sidecar, host_ip in the registry.
 	Host string
+	// Weight is the instance's share of traffic in the registry (0: the
+	// registry's default, 100).
+	Weight uint32
 	// Owner is who holds the publication: "" for the API, a front end's
 	// session otherwise ("zookeeper/0x1f..."), so the front end can end
 	// what a session held when the session ends, even across restarts.

@@ -39,7 +39,8 @@ type Publication struct {
 	Service  string // the registry's service name (a Dubbo interface, a Nacos service)
 	Host     string // the address the app registered: an address of this host
 	Port     int
-	Protocol string // "tcp", "http", "grpc" (the sidecar's handling)
+	Protocol string // "tcp", "http", "grpc", "dubbo", "tri": the sidecar's handling
+	Weight   uint32 // share of traffic; 0: the registry's default
 	// Metadata is every other field of the app's record the registry
 	// keeps (URL parameters, scheme, weight, cluster), so the record
 	// the agent registers is the app's own with only the address
@@ -71,6 +72,12 @@ type Instance struct {
 	// Addr is where the instance's app itself listens (for an instance
 	// registered through its sidecar: HOST:its real port).
 	Addr string
+	// Protocol is what the instance declared ("dubbo", "tri", "grpc",
+	// ...), "" if nothing: a front end picks the record's scheme by it.
+	Protocol string
+	// Weight is its share of traffic (registry.DefaultWeight when it
+	// registered none).
+	Weight uint32
 	// Metadata is what its app registered, without the agent's
 	// "detour." keys.
 	Metadata map[string]string

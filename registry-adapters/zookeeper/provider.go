@@ -114,6 +114,12 @@ func parseProvider(service, name string) (provider, error) {
 			md[k] = v
 		}
 	}
+	if _, ok := md[MetaProtocol]; !ok && u.Protocol == "tri" {
+		// A Triple provider that did not come through an agent: say so,
+		// so its readers show it as tri:// and the sidecar carries it as
+		// gRPC (dubbo://, the default, needs no word).
+		md[MetaProtocol] = "tri"
+	}
 	ts, _ := strconv.ParseInt(u.Params["timestamp"], 10, 64)
 	return provider{
 		ep: registry.Endpoint{Service: service, Addr: addr, Weight: max(weight, 1), Metadata: md},

@@ -152,7 +152,7 @@ func TestParseForeignProviders(t *testing.T) {
 			Metadata: map[string]string{"application": "first-dubbo-provider", "background": "false", "deprecated": "false",
 				"dubbo": "2.0.2", "dynamic": "true", "executor-management-mode": "isolation", "file-cache": "true",
 				"generic": "false", "methods": "sayHi", "pid": "12345", "prefer.serialization": "fastjson2,hessian2",
-				"release": "3.2.0", "service-name-mapping": "true"},
+				"release": "3.2.0", "service-name-mapping": "true", MetaProtocol: "tri"},
 		}, true},
 		{"group, version, weight", "com.foo.BarService", dubbourltest.DubboGroup, registry.Endpoint{
 			Service: "com.foo.BarService", Addr: "10.20.30.40:20880", Weight: 200,
