@@ -15,8 +15,8 @@ import (
 )
 
 // The decoders below are strict: unknown fields, missing required fields,
-// wrong types, trailing data and oversized bodies are errors wrapping
-// agent.ErrInvalid (errTooLarge for size) that say what is wrong.
+// wrong types and trailing data are errors wrapping agent.ErrInvalid that
+// say what is wrong. Oversized bodies never get here (httpbody.Limit).
 
 type publishBody struct {
 	Service  *string           `json:"service"`
@@ -37,18 +37,6 @@ type unpublishBody struct {
 
 type meshBody struct {
 	Enabled *bool `json:"enabled"`
-}
-
-// readBody reads at most limit bytes of r.
-func readBody(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading body: %v", agent.ErrInvalid, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%w: more than %d bytes", errTooLarge, limit)
-	}
-	return b, nil
 }
 
 // decodeStrict decodes one JSON object from b into v.

@@ -11,14 +11,9 @@ import (
 	"github.com/detourmesh/detour/naming-agent/agent"
 )
 
-// errTooLarge marks a body over the size limit.
-var errTooLarge = errors.New("request body too large")
-
 // httpStatus maps an error to its HTTP status.
 func httpStatus(err error) int {
 	switch {
-	case errors.Is(err, errTooLarge):
-		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, agent.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, agent.ErrNotPublished), errors.Is(err, agent.ErrNotSubscribed), errors.Is(err, agent.ErrUnknownService):
@@ -38,7 +33,7 @@ func grpcError(err error) error {
 	}
 	code := codes.Internal
 	switch {
-	case errors.Is(err, agent.ErrInvalid), errors.Is(err, errTooLarge):
+	case errors.Is(err, agent.ErrInvalid):
 		code = codes.InvalidArgument
 	case errors.Is(err, agent.ErrNotPublished), errors.Is(err, agent.ErrNotSubscribed), errors.Is(err, agent.ErrUnknownService):
 		code = codes.NotFound

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/detourmesh/detour/internal/httpbody"
 	"github.com/detourmesh/detour/naming-agent/agent"
 	"github.com/detourmesh/detour/naming-agent/config"
 )
@@ -24,7 +26,8 @@ import (
 //	GET  /v1/status
 //	GET  /metrics
 //
-// Errors are {"error": "..."} with a 4xx or 5xx status.
+// Errors are {"error": "..."} with a 4xx or 5xx status. A request body over
+// cfg.MaxBodyBytes never reaches a handler: httpbody.Limit answers 413.
 func HTTPHandler(a *agent.Agent, cfg config.API, log *zap.Logger) http.Handler {
 	h := &httpAPI{a: a, cfg: cfg, log: log.Named("api.http")}
 	mux := http.NewServeMux()
@@ -37,7 +40,7 @@ func HTTPHandler(a *agent.Agent, cfg config.API, log *zap.Logger) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return mux
+	return httpbody.Limit(cfg.MaxBodyBytes, mux)
 }
 
 type httpAPI struct {
@@ -57,8 +60,13 @@ func (h *httpAPI) method(m string, f http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// body reads r's body, which httpbody.Limit has already bounded.
 func (h *httpAPI) body(r *http.Request) ([]byte, error) {
-	return readBody(r.Body, h.cfg.MaxBodyBytes)
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading body: %v", agent.ErrInvalid, err)
+	}
+	return b, nil
 }
 
 func (h *httpAPI) publish(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/detourmesh/detour/internal/httpbody"
 )
 
 // Source is what the admin server shows.
@@ -20,7 +22,12 @@ type Source interface {
 	StatsAny() any
 }
 
-// Handler returns the admin mux.
+// MaxBodyBytes is the largest request body the admin server takes: its
+// endpoints are all GETs and read no body, so a small one is tolerated and
+// ignored; a larger one is answered 413 (package httpbody).
+const MaxBodyBytes = 1 << 10
+
+// Handler returns the admin mux, behind the body limit.
 func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
@@ -46,5 +53,5 @@ func Handler(src Source, gatherer prometheus.Gatherer) http.Handler {
 		enc.Encode(src.StatsAny())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	return mux
+	return httpbody.Limit(MaxBodyBytes, mux)
 }

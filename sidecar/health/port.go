@@ -4,7 +4,14 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/detourmesh/detour/internal/httpbody"
 )
+
+// MaxBodyBytes is the largest request body the health port takes: a GET
+// needs none, so a small one is tolerated and ignored; a larger one is
+// answered 413 (package httpbody).
+const MaxBodyBytes = 1 << 10
 
 // Port is the health port's handler: GET /healthz/<service> answers 200
 // when this sidecar is up and the service's app is healthy, 503 when it
@@ -57,8 +64,12 @@ func (p *Port) Drain() {
 	p.mu.Unlock()
 }
 
-// ServeHTTP answers GET /healthz/<service>.
+// ServeHTTP answers GET /healthz/<service>; a body over MaxBodyBytes is
+// answered 413 whatever the path and method.
 func (p *Port) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !httpbody.Check(w, r, MaxBodyBytes) {
+		return
+	}
 	svc, ok := strings.CutPrefix(r.URL.Path, "/healthz/")
 	if !ok || svc == "" || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		http.NotFound(w, r)
