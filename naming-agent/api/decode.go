@@ -27,7 +27,8 @@ type publishBody struct {
 		Type string `json:"type"`
 		Path string `json:"path"`
 	} `json:"health"`
-	Update bool `json:"update"`
+	Host   string `json:"host"`
+	Update bool   `json:"update"`
 }
 
 type unpublishBody struct {
@@ -92,7 +93,7 @@ func decodePublish(b []byte) (agent.PublishRequest, error) {
 	if err != nil {
 		return agent.PublishRequest{}, err
 	}
-	req := agent.PublishRequest{Service: svc, Port: port, Protocol: body.Protocol, Metadata: body.Metadata, Update: body.Update}
+	req := agent.PublishRequest{Service: svc, Port: port, Protocol: body.Protocol, Metadata: body.Metadata, Host: body.Host, Update: body.Update}
 	if body.Health != nil {
 		req.Health = agent.HealthSpec{Type: body.Health.Type, Path: body.Health.Path}
 	}

@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/detourmesh/detour/internal/httpbody"
 	"github.com/detourmesh/detour/internal/version"
 	"github.com/detourmesh/detour/sidecar/admin"
 	"github.com/detourmesh/detour/sidecar/control"
@@ -132,14 +133,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		mux.Handle("/", h)
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		h = mux
+		h = httpbody.Limit(admin.MaxBodyBytes, mux) // pprof's routes too
 	}
 	adminSrv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go adminSrv.Serve(ln)
 
 	cctx, cancel := context.WithCancel(ctx)
 	cfg := control.Default(f.agent)
-	cfg.AdminAddr, cfg.Build = ln.Addr().String(), version.String("sidecar")
+	cfg.AdminAddr, cfg.Build, cfg.HostIP = ln.Addr().String(), version.String("sidecar"), f.dp.HostIP
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
