@@ -217,3 +217,31 @@ func heap() runtime.MemStats {
 	runtime.ReadMemStats(&m)
 	return m
 }
+
+// Refuses checks that method url answers every over-limit body (by
+// Content-Length and chunked, one byte over and 12 MB) with 413 and the
+// JSON error; after, if not nil, runs after each (a check that nothing
+// changed).
+func Refuses(t *testing.T, method, url string, limit int, after func(t *testing.T)) {
+	t.Helper()
+	for _, tc := range []struct {
+		name    string
+		n       int
+		chunked bool
+	}{
+		{"Content-Length over", limit + 1, false},
+		{"chunked over", limit + 1, true},
+		{"12 MB", Big, false},
+		{"12 MB chunked", Big, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, msg := Send(t, method, url, Body(tc.n), tc.chunked)
+			if code != 413 || !strings.Contains(msg, "request body too large") {
+				t.Fatalf("%d %q; want 413", code, msg)
+			}
+			if after != nil {
+				after(t)
+			}
+		})
+	}
+}
