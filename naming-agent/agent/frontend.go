@@ -21,13 +21,11 @@ var _ frontend.Core = frontendCore{}
 // Publish publishes p for its owner; the same owner's publication of
 // the service is replaced (Publish refuses another owner's).
 func (c frontendCore) Publish(p frontend.Publication) error {
-	c.a.mu.Lock()
-	cur := c.a.pubs[p.Service]
-	update := cur != nil && cur.req.Owner == p.Owner
-	c.a.mu.Unlock()
+	// A front end's registration always replaces what it may replace:
+	// Publish refuses another owner's publication by itself.
 	_, err := c.a.Publish(PublishRequest{
 		Service: p.Service, Port: p.Port, Protocol: p.Protocol, Metadata: p.Metadata,
-		Host: p.Host, Weight: p.Weight, Owner: p.Owner, Update: update,
+		Host: p.Host, Weight: p.Weight, Owner: p.Owner, Update: true,
 	})
 	return err
 }
@@ -42,7 +40,7 @@ func (c frontendCore) Unpublish(owner, service string) error {
 	}
 	p := a.pubs[service]
 	if p == nil || p.req.Owner != owner {
-		return fmt.Errorf("%w: service %q by %q", ErrNotPublished, service, owner)
+		return fmt.Errorf("%w: %w: service %q by %q", ErrNotPublished, frontend.ErrNotHeld, service, owner)
 	}
 	return a.unpublishLocked(p)
 }

@@ -33,9 +33,9 @@ func TestFrontendPublish(t *testing.T) {
 		t.Fatalf("the same owner replacing its record: %v", err)
 	}
 	other := pub
-	other.Owner = "zookeeper/0x2"
+	other.Owner = "nacos/0x2"
 	if err := core.Publish(other); !errors.Is(err, ErrConflict) {
-		t.Fatalf("another owner's publish = %v, want a conflict", err)
+		t.Fatalf("another front end's publish = %v, want a conflict", err)
 	}
 	if _, err := e.a.Publish(PublishRequest{Service: pub.Service, Port: 20880, Update: true}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("an API update of a session's publication = %v, want a conflict", err)
@@ -46,7 +46,7 @@ func TestFrontendPublish(t *testing.T) {
 	e.registered(pub.Service, "the app's record", func(eps []registry.Endpoint) bool {
 		return len(eps) == 1 && eps[0].Addr == "127.0.0.1:20880" && eps[0].Metadata["timeout"] == "100" && eps[0].Metadata["scheme"] == "tri"
 	})
-	if err := core.Unpublish("zookeeper/0x2", pub.Service); !errors.Is(err, ErrNotPublished) {
+	if err := core.Unpublish("zookeeper/0x2", pub.Service); !errors.Is(err, frontend.ErrNotHeld) {
 		t.Fatalf("unpublish by another owner = %v", err)
 	}
 
@@ -60,7 +60,17 @@ func TestFrontendPublish(t *testing.T) {
 	if got := core.Owned("nacos/"); len(got) != 0 {
 		t.Fatalf("owned by nacos = %+v", got)
 	}
-	if err := core.Unpublish("zookeeper/0x1", pub.Service); err != nil {
+	// The app restarts before its old session ends: its new session
+	// takes the service over, and the old session's end changes nothing.
+	newer := pub2
+	newer.Owner = "zookeeper/0x3"
+	if err := core.Publish(newer); err != nil {
+		t.Fatalf("a newer session of the same front end: %v", err)
+	}
+	if err := core.Unpublish("zookeeper/0x1", pub.Service); !errors.Is(err, frontend.ErrNotHeld) {
+		t.Fatalf("the old session's unpublish after the takeover = %v, want ErrNotHeld", err)
+	}
+	if err := core.Unpublish("zookeeper/0x3", pub.Service); err != nil {
 		t.Fatal(err)
 	}
 	e.registered(pub.Service, "gone", none)

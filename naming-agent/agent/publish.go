@@ -110,7 +110,7 @@ func (a *Agent) Publish(req PublishRequest) (Publication, error) {
 	if p != nil && samePublication(p.req, req) {
 		return a.publicationLocked(p), nil
 	}
-	if p != nil && p.req.Owner != req.Owner {
+	if p != nil && p.req.Owner != req.Owner && !sameFrontend(p.req.Owner, req.Owner) {
 		owner := p.req.Owner
 		if owner == "" {
 			owner = "the API"
@@ -299,4 +299,13 @@ func (a *Agent) localIP(host string) bool {
 		}
 	}
 	return false
+}
+
+// sameFrontend: a and b are sessions of one front end ("zookeeper/0x1",
+// "zookeeper/0x2"): the newer may take a service over from the older (an
+// app restarted before its old session ended).
+func sameFrontend(a, b string) bool {
+	fa, _, okA := strings.Cut(a, "/")
+	fb, _, okB := strings.Cut(b, "/")
+	return okA && okB && fa == fb
 }

@@ -10,19 +10,27 @@
 // methods, whole state pushed each time, concurrency rules stated here.
 package frontend
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotHeld: Unpublish of a service the owner does not hold (never did,
+// or another session of the same front end took it over).
+var ErrNotHeld = errors.New("not held by this owner")
 
 // Core is the agent as a front end sees it. Every method is safe for
 // concurrent use.
 type Core interface {
-	// Publish publishes p for p.Owner. The same owner publishing the
-	// same service again replaces its publication; a service another
-	// owner (the API, another session) holds is an error. The
-	// publication is durable: it outlives the agent's process until
-	// Unpublish.
+	// Publish publishes p for p.Owner. The same owner, or another
+	// session of the same front end (the owners' parts before '/' are
+	// equal: an app that restarted before its old session ended),
+	// replaces the publication of the service; one the API or another
+	// front end holds is an error. The publication is durable: it
+	// outlives the agent's process until Unpublish.
 	Publish(p Publication) error
 	// Unpublish ends owner's publication of service; one owner does not
-	// hold is an error (a no-op for the caller to log).
+	// hold is ErrNotHeld.
 	Unpublish(owner, service string) error
 	// Owned returns the publications whose Owner starts with prefix: at
 	// start, a front end ends those of sessions it could not restore.
