@@ -8,8 +8,9 @@
 #                 long it took. Quick when nothing changed: OUTDIR keeps a
 #                 stamp of the sources and the toolchain, and an unchanged
 #                 stamp skips the build. The first build on a machine
-#                 compiles all of dubbo-go (about 10 minutes on 2 cores);
-#                 after that a rebuild is seconds.
+#                 downloads and compiles all of dubbo-go (78 s measured on
+#                 2 idle cores, several minutes on a loaded machine); after
+#                 that a rebuild is seconds.
 #   test [FLAGS]  build into bin/dubbogo, then `go test FLAGS ./...` in the
 #                 module with DUBBOGO_BIN set to it (default flags:
 #                 -count=1). Needs DETOUR_ZK_ADDR (scripts/with-servers.sh);
@@ -57,7 +58,7 @@ build() {
     echo "dubbogo.sh: $out is up to date ($((SECONDS - start))s)" >&2
     return
   fi
-  echo "dubbogo.sh: building dubbo-provider and dubbo-consumer into $out (the first build on a machine takes about 10 minutes)" >&2
+  echo "dubbogo.sh: building dubbo-provider and dubbo-consumer into $out (the first on a machine compiles all of dubbo-go: a minute or more)" >&2
   local tmp
   tmp=$(mktemp -d "$out/.build.XXXXXX")
   # GOFLAGS from the environment apply; -buildvcs=false because the
