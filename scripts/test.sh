@@ -9,6 +9,8 @@ bash scripts/bench-deps.sh # nginx, haproxy, wrk, iperf3 for the quick data-path
 bash scripts/with-servers.sh bash -c '
   set -euo pipefail
   go test -race -count=1 -timeout 25m ./...
+  echo "== real dubbo-go apps (integration/dubbogo, a module of its own) =="
+  bash scripts/dubbogo.sh test
   echo "== quick benchmarks (the full ones: make bench) =="
   go test -run "^\$" -bench . -benchtime 10x -count=1 -timeout 10m ./...
   go run ./bench/cmd/detour-bench -quick # the data path beside nginx and haproxy, and the report
