@@ -19,6 +19,12 @@ func (c *conn) handle(body []byte) verdict {
 		c.log.Info("connection closed", zap.String("reason", "bad request header"), zap.Error(r.err))
 		return closeNow
 	}
+	if p, ok := s.overlay.(Preparer); ok && (op == opExists || op == opGetData || op == opGetChildren || op == opGetChildren2) {
+		peek := *r // the path comes first in each of these requests
+		if path := peek.string(); peek.err == nil {
+			p.Prepare(path)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess := c.sess

@@ -29,6 +29,18 @@ type Overlay interface {
 	Data(path string) (data []byte, ok bool)
 }
 
+// Preparer is an Overlay that may need time before it can answer a
+// path's first read (the first read of a service's providers waits for
+// the agent's first answer, so a consumer that checks for providers at
+// start finds them). The Server calls Prepare before each exists,
+// getData, getChildren and getChildren2, without its lock held; it may
+// block, delaying that connection's requests only, and should return at
+// once when it has nothing to wait for.
+type Preparer interface {
+	Overlay
+	Prepare(path string)
+}
+
 // Observer is told about changes after they commit, so the rewrite layer
 // can publish what apps register (an ephemeral provider node) and end it
 // when the node or its session goes.
@@ -37,8 +49,8 @@ type Overlay interface {
 // time, in commit order, never with the Server's lock held: an Observer
 // may call any Server method (OverlayChanged included). A slow call
 // delays the calls after it, not the clients. Byte slices passed are the
-// Observer's to keep. SessionsRestored, if sessions were restored, comes
-// before anything else; Close stops the calls after the ones already
+// Observer's to keep. SessionsRestored comes before anything else, once,
+// also when no session was restored; Close stops the calls after the ones already
 // committed, and ending the Server is not the end of its sessions (they
 // are persisted and taken back by the next run).
 type Observer interface {

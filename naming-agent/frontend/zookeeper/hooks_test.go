@@ -70,10 +70,13 @@ func TestObserver(t *testing.T) {
 	rec := &recorder{}
 	s := startServer(t, testConfig(), WithObserver(rec))
 	var changed atomic.Int32
+	rec.waitCalls(t, []string{`restored 0`}) // at New, before the hook below is set
+	rec.mu.Lock()
 	rec.onCall = func(string) { // calling back into the Server must not deadlock
 		s.OverlayChanged("/from-observer")
 		changed.Add(1)
 	}
+	rec.mu.Unlock()
 	c := connectZK(t, s.addr, 10*time.Second)
 	_, _ = c.Create("/p", []byte("1"), 0, worldACL)
 	_, _ = c.Create("/p/e", []byte("2"), zk.FlagEphemeral, worldACL)
@@ -83,6 +86,7 @@ func TestObserver(t *testing.T) {
 	_, _ = c.Multi(&zk.CreateRequest{Path: "/m", Acl: worldACL}, &zk.DeleteRequest{Path: "/nope", Version: -1}) // fails: nothing told
 	c.Close()
 	rec.waitCalls(t, []string{
+		`restored 0`, // always first, even when nothing was restored
 		`created /p "1" ephemeral=false session=true`,
 		`created /p/e "2" ephemeral=true session=true`,
 		`changed /p/e "3"`,
@@ -157,6 +161,7 @@ func TestOverlay(t *testing.T) {
 		t.Fatalf("the tree's own node: %q", d)
 	}
 	rec.waitCalls(t, []string{
+		`restored 0`,
 		`created /dubbo "" ephemeral=false session=true`,
 		`created /dubbo/svc "" ephemeral=false session=true`,
 		`created /dubbo/svc/providers "" ephemeral=false session=true`,

@@ -24,10 +24,13 @@ func (s *Server) restore(store SessionStore) {
 	}
 	s.tree = newTree(newEpoch(now, storedEpoch) << 32)
 	s.nextID = max(firstSessionID(s.cfg.ServerID, now), storedNext)
+	var restored []RestoredSession
+	// The Observer hears of the restore first, even of none: it may hold
+	// what an earlier run's sessions made, and must know which came back.
+	defer func() { s.notify.push(note{kind: noteRestored, restored: restored}) }()
 	if st == nil {
 		return
 	}
-	var restored []RestoredSession
 	for _, ss := range st.Sessions {
 		if s.sessions[ss.ID] != nil {
 			continue
@@ -44,9 +47,6 @@ func (s *Server) restore(store SessionStore) {
 		restored = append(restored, rs)
 	}
 	s.log.Info("sessions restored", zap.Int("sessions", len(restored)))
-	if len(restored) > 0 {
-		s.notify.push(note{kind: noteRestored, restored: restored})
-	}
 }
 
 func (s *Server) load(store SessionStore) *storedState {
