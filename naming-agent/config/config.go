@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/detourmesh/detour/naming-agent/frontend/zookeeper"
 )
 
 // Config is the whole agent configuration. Durations are written as
@@ -38,6 +40,16 @@ type Config struct {
 	API         API                `yaml:"api"`
 	Defaults    Service            `yaml:"service_defaults"`
 	Services    map[string]Service `yaml:"services"`
+	Frontends   Frontends          `yaml:"frontends"`
+}
+
+// Frontends are the registries the agent serves to this host's apps, so
+// that an app takes part by changing one line, its registry address. Each
+// is off until its listen address is set.
+type Frontends struct {
+	// ZooKeeper serves ZooKeeper's client protocol: the registry of Java
+	// Dubbo (Curator) and dubbo-go apps (naming-agent/frontend/zookeeper).
+	ZooKeeper zookeeper.Config `yaml:"zookeeper"`
 }
 
 // Registry says which registry to use and how.
@@ -222,8 +234,17 @@ func Default() Config {
 			MaxWait:      5 * time.Minute,
 			InitialWait:  2 * time.Second,
 		},
-		Defaults: Service{Mesh: &yes, Protocol: "tcp", Timeout: 3 * time.Second, Retries: &two},
+		Defaults:  Service{Mesh: &yes, Protocol: "tcp", Timeout: 3 * time.Second, Retries: &two},
+		Frontends: Frontends{ZooKeeper: zookeeperOff()},
 	}
+}
+
+// zookeeperOff is the ZooKeeper front end's defaults, off (no listen
+// address): a host may run a real ZooKeeper on 2181, the usual address.
+func zookeeperOff() zookeeper.Config {
+	c := zookeeper.Default()
+	c.Listen = ""
+	return c
 }
 
 // Load reads the YAML file at path over Default(). Unknown keys are

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +119,26 @@ func TestRegistryKind(t *testing.T) {
 		if _, err := RegistryKind(u); err == nil {
 			t.Errorf("RegistryKind(%q) accepted", u)
 		}
+	}
+}
+
+func TestFrontendsConfig(t *testing.T) {
+	if Default().Frontends.ZooKeeper.Listen != "" {
+		t.Fatal("the ZooKeeper front end is on by default")
+	}
+	dir := t.TempDir()
+	path := dir + "/agent.yaml"
+	os.WriteFile(path, []byte("frontends:\n  zookeeper:\n    listen: 127.0.0.1:2181\n    max_session_timeout: 1s\n"), 0o644)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "frontends.zookeeper.max_session_timeout") {
+		t.Fatalf("Validate = %v, want the field path frontends.zookeeper.max_session_timeout", err)
+	}
+	c.Frontends.ZooKeeper.MaxSessionTimeout = 40 * time.Second
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -146,6 +146,13 @@ func (c Config) Validate() error {
 		}
 		checkService(bad, "services."+name, c.Services[name])
 	}
+	if zk := c.Frontends.ZooKeeper; zk.Listen != "" {
+		if err := zk.Validate(); err != nil {
+			for _, e := range unjoin(err) { // "listen: ..." -> "frontends.zookeeper.listen: ..."
+				errs = append(errs, fmt.Errorf("frontends.zookeeper.%v", e))
+			}
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -214,4 +221,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// unjoin splits an errors.Join result, so each error gets its field path.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -4,6 +4,7 @@
 //
 //	naming-agent --config /etc/detour/agent.yaml [--host-ip IP] [--registry URL]
 //	             [--data-dir DIR] [--http-listen ADDR] [--grpc-listen ADDR] [--log-level LEVEL]
+//	             [--zookeeper-listen ADDR]
 //	naming-agent --version
 //
 // Flags override the file. See naming-agent/README.md.
@@ -44,6 +45,7 @@ func main() {
 // flags are the command line; those set override the config file.
 type flags struct {
 	config, hostIP, registry, dataDir, httpListen, grpcListen, logLevel string
+	zookeeperListen                                                     string
 	set                                                                 map[string]bool
 	version                                                             bool
 }
@@ -62,6 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.dataDir, "data-dir", "", "port assignment, endpoint cache, embedded registry data (data_dir)")
 	fs.StringVar(&f.httpListen, "http-listen", "", "HTTP API address (http_listen)")
 	fs.StringVar(&f.grpcListen, "grpc-listen", "", "gRPC API and sidecar control address (grpc_listen)")
+	fs.StringVar(&f.zookeeperListen, "zookeeper-listen", "", "serve ZooKeeper's protocol to this host's Dubbo apps here, e.g. 127.0.0.1:2181 (frontends.zookeeper.listen; off by default)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -100,6 +103,7 @@ func loadConfig(f flags) (config.Config, error) {
 	override("data-dir", &cfg.DataDir, f.dataDir)
 	override("http-listen", &cfg.HTTPListen, f.httpListen)
 	override("grpc-listen", &cfg.GRPCListen, f.grpcListen)
+	override("zookeeper-listen", &cfg.Frontends.ZooKeeper.Listen, f.zookeeperListen)
 	return cfg, cfg.Validate()
 }
 
@@ -171,6 +175,11 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 		return fmt.Errorf("grpc_listen: %w", err)
 	}
 	defer gl.Close()
+	fe, err := listenFrontends(cfg.Frontends)
+	if err != nil {
+		return err
+	}
+	defer fe.stop()
 	metrics := agent.NewMetrics()
 	store := sessionfile.New(filepath.Join(cfg.DataDir, "registry-session"))
 	reg, err := build(cfg, log, func(svc, key string, err error) {
@@ -186,6 +195,9 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 		return err
 	}
 	defer a.Close()
+	if err := fe.serve(cfg, a.Frontend(), log); err != nil {
+		return err
+	}
 
 	hs := &http.Server{Handler: api.HTTPHandler(a, cfg.API, log), ReadHeaderTimeout: 10 * time.Second}
 	gs := grpc.NewServer()
@@ -205,6 +217,7 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 	case serveErr = <-errs:
 	}
 	log.Info("naming-agent shutting down")
+	fe.stop() // the apps' sessions are kept for the next run
 	a.Close() // ends blocked queries, Subscribe and sidecar streams
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
