@@ -48,7 +48,9 @@ func TestZooKeeperFrontend(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, io.Discard, &bytes.Buffer{}, kinds, func(string, string) { close(ready) }) }()
+	go func() {
+		done <- run(ctx, args, io.Discard, &bytes.Buffer{}, kinds, func(string, string) { close(ready) })
+	}()
 	<-ready
 	defer func() {
 		cancel()
