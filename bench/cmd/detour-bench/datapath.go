@@ -12,9 +12,9 @@ import (
 
 	"github.com/detourmesh/detour/bench/internal/grpcload"
 	"github.com/detourmesh/detour/bench/internal/iperf"
-	"github.com/detourmesh/detour/bench/internal/procstat"
 	"github.com/detourmesh/detour/bench/internal/rig"
 	"github.com/detourmesh/detour/bench/internal/wrk"
+	"github.com/detourmesh/detour/internal/procstat"
 )
 
 // run is one measured run: rate, latency and what the proxies spent.

@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/detourmesh/detour/bench/internal/procstat"
+	"github.com/detourmesh/detour/internal/procstat"
 	"github.com/detourmesh/detour/internal/testbed"
 )
 

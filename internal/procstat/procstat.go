@@ -1,5 +1,6 @@
 // Package procstat reads a process tree's memory and CPU time from /proc,
-// so every proxy is measured the same way whatever it is written in.
+// so every process is measured the same way whatever it is written in
+// (proxies in the bench rig, the JVM of ZooKeeper beside the agent).
 package procstat
 
 import (
