@@ -113,6 +113,11 @@ func (r *Rewriter) Data(path string) ([]byte, bool) {
 // providers at start finds them. It may block: call it outside any lock.
 func (r *Rewriter) Prepare(path string) {
 	if d := r.dir(path); d != nil {
+		select {
+		case <-d.first: // answered before: the usual case, no timer
+			return
+		default:
+		}
 		t := time.NewTimer(FirstWait)
 		defer t.Stop()
 		select {

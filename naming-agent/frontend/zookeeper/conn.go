@@ -173,7 +173,10 @@ func (c *conn) sendEvent(frame []byte) { c.push(frame, 0) }
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	s := c.srv
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	// Small: it lives as long as the connection, one per session (a
+	// 64 KiB buffer was 64 of a session's 76 KiB); a larger frame is
+	// written through it.
+	bw := bufio.NewWriterSize(c.nc, 4<<10)
 	for {
 		items, finishing, ok := c.q.take()
 		if !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // Jute, ZooKeeper's encoding, by hand: big-endian int (4 bytes) and long
@@ -164,6 +165,13 @@ func (w *writer) string(s string) {
 }
 
 func (w *writer) strings(ss []string) {
+	n := 4
+	for _, s := range ss {
+		n += 4 + len(s)
+	}
+	// One allocation for the whole list: a providers directory is
+	// kilobytes of names, and growing by append was most of a read's CPU.
+	w.b = slices.Grow(w.b, n)
 	w.int32(int32(len(ss)))
 	for _, s := range ss {
 		w.string(s)
