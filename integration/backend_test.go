@@ -36,14 +36,17 @@ type backend struct {
 	// first is the host that runs the embedded registry (etcd only).
 	first *host
 	// host starts the agent of a host at ip on this registry; extra is
-	// YAML appended to its config.
-	host func(t *testing.T, ip, extra string) *host
+	// YAML appended to its config, args more agent flags.
+	host func(t *testing.T, ip, extra string, args ...string) *host
 	// reader returns an independent client of the registry, to check what
 	// the agents wrote there.
 	reader func(t *testing.T) registry.Registry
 	// garbage writes, with a raw client, an entry under service that no
 	// adapter can parse, as a misbehaving foreign app might.
 	garbage func(t *testing.T, service string)
+	// zkAddr and zkRoot, for ZooKeeper only: the server (not through net)
+	// and the root the agents write under, to read the raw nodes.
+	zkAddr, zkRoot string
 }
 
 // every runs scenario against embedded etcd and ZooKeeper, the registries
@@ -73,14 +76,14 @@ func unique(prefix string) string {
 func etcdBackend(t *testing.T) *backend {
 	var url string
 	be := &backend{}
-	be.host = func(t *testing.T, ip, extra string) *host {
+	be.host = func(t *testing.T, ip, extra string, args ...string) *host {
 		if be.first == nil {
-			be.first = newHost(t, testbed.Spec{IP: ip, Registry: "embedded", ExtraConfig: extra})
+			be.first = newHost(t, testbed.Spec{IP: ip, Registry: "embedded", ExtraConfig: extra, AgentArgs: args})
 			url = be.first.RegistryURL()
 			be.net = newCutProxy(t, url[len("etcd://"):])
 			return be.first
 		}
-		return newHost(t, testbed.Spec{IP: ip, Registry: "etcd://" + be.net.addr, ExtraConfig: extra})
+		return newHost(t, testbed.Spec{IP: ip, Registry: "etcd://" + be.net.addr, ExtraConfig: extra, AgentArgs: args})
 	}
 	be.garbage = func(t *testing.T, service string) {
 		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{url[len("etcd://"):]}, DialTimeout: 5 * time.Second})
@@ -115,7 +118,9 @@ func zookeeperBackend(t *testing.T) *backend {
 	root := unique("/detour-it-")
 	proxy := newCutProxy(t, addr)
 	return &backend{
-		net: proxy,
+		net:    proxy,
+		zkAddr: addr,
+		zkRoot: root,
 		garbage: func(t *testing.T, service string) {
 			conn, _, err := zk.Connect([]string{addr}, 5*time.Second)
 			if err != nil {
@@ -127,8 +132,8 @@ func zookeeperBackend(t *testing.T) *backend {
 				t.Fatalf("create %s: %v", node, err)
 			}
 		},
-		host: func(t *testing.T, ip, extra string) *host {
-			return newHost(t, testbed.Spec{IP: ip, Registry: "zookeeper://" + proxy.addr, Prefix: root, ExtraConfig: extra})
+		host: func(t *testing.T, ip, extra string, args ...string) *host {
+			return newHost(t, testbed.Spec{IP: ip, Registry: "zookeeper://" + proxy.addr, Prefix: root, ExtraConfig: extra, AgentArgs: args})
 		},
 		reader: func(t *testing.T) registry.Registry {
 			cfg := zookeeper.Default()
@@ -154,8 +159,8 @@ func nacosBackend(t *testing.T) *backend {
 	t.Cleanup(func() { srv.Close() })
 	group := unique("it-")
 	return &backend{
-		host: func(t *testing.T, ip, extra string) *host {
-			return newHost(t, testbed.Spec{IP: ip, Registry: "nacos://" + srv.Addr() + "?namespace=public&group=" + group, ExtraConfig: extra})
+		host: func(t *testing.T, ip, extra string, args ...string) *host {
+			return newHost(t, testbed.Spec{IP: ip, Registry: "nacos://" + srv.Addr() + "?namespace=public&group=" + group, ExtraConfig: extra, AgentArgs: args})
 		},
 		reader: func(t *testing.T) registry.Registry {
 			cfg := nacos.Default()

@@ -16,7 +16,14 @@ import (
 // app starts an example binary and fails the test if it cannot.
 func app(t *testing.T, name string, args ...string) *testbed.Proc {
 	t.Helper()
-	p, err := testbed.Start(name, filepath.Join(bin, name), filepath.Join(t.TempDir(), name+".log"), args...)
+	return appIn(t, bin, name, args...)
+}
+
+// appIn starts binary name of dir (the dubbo-go apps are built apart);
+// t.Cleanup kills it and, if the test failed, prints its log's tail.
+func appIn(t *testing.T, dir, name string, args ...string) *testbed.Proc {
+	t.Helper()
+	p, err := testbed.Start(name, filepath.Join(dir, name), filepath.Join(t.TempDir(), name+".log"), args...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,11 +124,14 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 type SidecarStats struct {
 	Ready     bool `json:"ready"`
 	Listeners []struct {
-		Listen     string `json:"listen"`
-		Kind       string `json:"kind"`
-		Service    string `json:"service"`
-		ConnsTotal uint64 `json:"connections_total"`
-		Requests   uint64 `json:"requests"`
+		Listen      string `json:"listen"`
+		Kind        string `json:"kind"`
+		Service     string `json:"service"`
+		ConnsTotal  uint64 `json:"connections_total"`
+		ConnsActive int64  `json:"connections_active"`
+		Requests    uint64 `json:"requests"`
+		BytesIn     uint64 `json:"bytes_in"`
+		BytesOut    uint64 `json:"bytes_out"`
 	} `json:"listeners"`
 	Clusters []struct {
 		Service   string `json:"service"`
@@ -138,16 +141,25 @@ type SidecarStats struct {
 			Health     string `json:"health"`
 			Ejected    bool   `json:"ejected"`
 			Bypassed   uint64 `json:"bypassed"`
+			Active     int64  `json:"active"`
 			ConnsTotal uint64 `json:"connections_total"`
 			Requests   uint64 `json:"requests"`
+			BytesIn    uint64 `json:"bytes_in"`
+			BytesOut   uint64 `json:"bytes_out"`
 		} `json:"endpoints"`
 	} `json:"clusters"`
 }
 
-// Counters are the two counts the testbed reads of a listener or an
-// endpoint: connections (L4 and L7) and requests (L7).
+// Counters are what the testbed reads of a listener or an endpoint:
+// connections (L4 and L7), requests (L7), bytes from the client (In)
+// and towards it (Out), and the connections open now (Active). An L4
+// connection's bytes after its first read are counted when its splice
+// returns: at its end, or at an idle-timeout check (Idle/4; an hour's
+// default makes that 15 minutes), not as they move.
 type Counters struct {
 	Conns, Requests uint64
+	In, Out         uint64
+	Active          int64
 }
 
 // Listener sums the counters of the listeners of kind ("egress",
@@ -158,6 +170,9 @@ func (s SidecarStats) Listener(kind, service string) Counters {
 		if l.Kind == kind && l.Service == service {
 			c.Conns += l.ConnsTotal
 			c.Requests += l.Requests
+			c.In += l.BytesIn
+			c.Out += l.BytesOut
+			c.Active += l.ConnsActive
 		}
 	}
 	return c
@@ -171,7 +186,7 @@ func (s SidecarStats) Endpoint(service, addr string) Counters {
 		}
 		for _, e := range c.Endpoints {
 			if e.Addr == addr {
-				return Counters{Conns: e.ConnsTotal, Requests: e.Requests}
+				return Counters{Conns: e.ConnsTotal, Requests: e.Requests, In: e.BytesIn, Out: e.BytesOut, Active: e.Active}
 			}
 		}
 	}

@@ -16,6 +16,11 @@ const (
 	AgentGRPCPort = 7701
 	AdminPort     = 7702
 	HealthPort    = 7703
+	// ZooKeeperPort is where a host's agent serves its ZooKeeper front
+	// end when started with --zookeeper-listen ZooKeeperAddr() (not
+	// ZooKeeper's 2181, which a system ZooKeeper may hold on every
+	// address).
+	ZooKeeperPort = 7704
 	EtcdPort      = 2379
 )
 
@@ -32,6 +37,9 @@ type Host struct {
 	SidecarEnv []string
 	// SidecarArgs are more sidecar flags (benchmarks add --pprof).
 	SidecarArgs []string
+	// AgentArgs are more naming-agent flags, after --config (a front
+	// end: --zookeeper-listen).
+	AgentArgs []string
 
 	Agent   *Proc
 	Sidecar *Proc
@@ -49,13 +57,15 @@ type Spec struct {
 	// ExtraConfig is YAML appended to the agent's config (keys the
 	// testbed does not write, e.g. "services:").
 	ExtraConfig string
+	// AgentArgs are more naming-agent flags (Host.AgentArgs).
+	AgentArgs []string
 }
 
 // NewHost writes the agent's config for spec under dir. Nothing is
 // started.
 func NewHost(bin, dir string, spec Spec) (*Host, error) {
 	ip := spec.IP
-	h := &Host{IP: ip, Dir: dir, Registry: spec.Registry, Bin: bin}
+	h := &Host{IP: ip, Dir: dir, Registry: spec.Registry, Bin: bin, AgentArgs: spec.AgentArgs}
 	h.api = &Client{Base: fmt.Sprintf("http://%s", h.addr(AgentHTTPPort))}
 	cfg := fmt.Sprintf(`host_ip: %[1]s
 http_listen: %[1]s:%[2]d
@@ -97,13 +107,18 @@ func (h *Host) AgentGRPC() string { return h.addr(AgentGRPCPort) }
 // AdminAddr is the sidecar's admin address.
 func (h *Host) AdminAddr() string { return h.addr(AdminPort) }
 
+// ZooKeeperAddr is where the agent's ZooKeeper front end listens when
+// AgentArgs has "--zookeeper-listen", ZooKeeperAddr().
+func (h *Host) ZooKeeperAddr() string { return h.addr(ZooKeeperPort) }
+
 // RegistryURL is the etcd URL other hosts use for this host's embedded
 // registry.
 func (h *Host) RegistryURL() string { return "etcd://" + h.addr(EtcdPort) }
 
 // StartAgent starts the naming agent and waits until its API answers.
 func (h *Host) StartAgent(ctx context.Context) error {
-	p, err := Start("agent-"+h.IP, filepath.Join(h.Bin, "naming-agent"), filepath.Join(h.Dir, "agent.log"), "--config", h.ConfigPath())
+	p, err := Start("agent-"+h.IP, filepath.Join(h.Bin, "naming-agent"), filepath.Join(h.Dir, "agent.log"),
+		append([]string{"--config", h.ConfigPath()}, h.AgentArgs...)...)
 	if err != nil {
 		return err
 	}

@@ -145,7 +145,7 @@ func (n *Net) lockFile() error {
 // The testbed's fixed ports on a host, checked on checkedHosts before a
 // block is taken.
 var (
-	fixedPorts   = []int{AgentHTTPPort, AgentGRPCPort, AdminPort, HealthPort, EtcdPort, EtcdPort + 1}
+	fixedPorts   = []int{AgentHTTPPort, AgentGRPCPort, AdminPort, HealthPort, ZooKeeperPort, EtcdPort, EtcdPort + 1}
 	checkedHosts = []int{2, 3, 4, 5, 9}
 )
 

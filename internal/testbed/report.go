@@ -11,11 +11,14 @@ type Report struct {
 	OK, Failed int
 	Mesh       bool
 	Via, From  string
-	Final      bool // the "total" line printed on exit
+	// Inflight is the calls sent and not yet answered, when the client
+	// reports it (the dubbo-go consumer does).
+	Inflight int
+	Final    bool // the "total" line printed on exit
 }
 
 var (
-	reportLine  = regexp.MustCompile(`[a-z-]+-client: ok=(\d+) failed=(\d+) mesh=(true|false) via=(\S*) from=(\S*)`)
+	reportLine  = regexp.MustCompile(`[a-z-]+-client: ok=(\d+) failed=(\d+) mesh=(true|false) via=(\S*) from=(\S*)(?: inflight=(\d+))?`)
 	reportTotal = regexp.MustCompile(`[a-z-]+-client: total ok=(\d+) failed=(\d+)`)
 )
 
@@ -38,5 +41,6 @@ func LastReport(logPath string) (Report, error) {
 	m := all[len(all)-1]
 	ok, _ := strconv.Atoi(string(m[1]))
 	failed, _ := strconv.Atoi(string(m[2]))
-	return Report{OK: ok, Failed: failed, Mesh: string(m[3]) == "true", Via: string(m[4]), From: string(m[5])}, nil
+	inflight, _ := strconv.Atoi(string(m[6]))
+	return Report{OK: ok, Failed: failed, Mesh: string(m[3]) == "true", Via: string(m[4]), From: string(m[5]), Inflight: inflight}, nil
 }

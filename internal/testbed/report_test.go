@@ -24,6 +24,10 @@ func TestLastReport(t *testing.T) {
 	if r, _ := LastReport(path); r != want {
 		t.Errorf("last line: %+v, want %+v", r, want)
 	}
+	write("dubbo-client: ok=5 failed=1 mesh=false via=- from=provider-B inflight=3\n")
+	if r, _ := LastReport(path); r != (Report{OK: 5, Failed: 1, Via: "-", From: "provider-B", Inflight: 3}) {
+		t.Errorf("line with inflight: %+v", r)
+	}
 	write("greeter-client: ok=5 failed=0 mesh=true via=a from=b\ngreeter-client: total ok=7 failed=2\n")
 	if r, _ := LastReport(path); r != (Report{OK: 7, Failed: 2, Final: true}) {
 		t.Errorf("total line: %+v", r)

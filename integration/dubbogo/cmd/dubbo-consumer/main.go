@@ -138,7 +138,11 @@ func run(c config) (*app.Counts, error) {
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 		var from string
-		err := conn.CallUnary(ctx, []any{"detour"}, &from, app.Method)
+		// The timeout per call too: v3.3.1 sends each call's own timeout
+		// (empty without this option) in the invocation, where it wins
+		// over the client's, and an empty one is no timeout at all (a
+		// call whose connection died waits forever; ctx is not watched).
+		err := conn.CallUnary(ctx, []any{"detour"}, &from, app.Method, client.WithCallRequestTimeout(c.timeout))
 		return from, err
 	}
 	if c.wait > 0 {
