@@ -83,6 +83,12 @@ func Pipe(client, upstream net.Conn, cfg PipeConfig, pool *BufferPool, counters 
 	if cfg.Idle > 0 {
 		p.period = max(cfg.Idle/4, time.Millisecond)
 	}
+	// A splice counts its bytes when it returns: waking at least every
+	// countEvery keeps the counters moving with a long-lived connection
+	// (a Dubbo or gRPC client's), not only at its end.
+	if p.period == 0 || p.period > countEvery {
+		p.period = countEvery
+	}
 	p.lastActive.Store(time.Now().UnixNano())
 	done := make(chan struct{})
 	go func() {
@@ -126,8 +132,11 @@ func (p *pipe) moved(n int64, toUpstream bool) {
 // idle says whether nothing moved for Idle (plus one period of
 // uncertainty: bytes in a splice are counted when it returns).
 func (p *pipe) idle(now time.Time) bool {
-	return now.UnixNano()-p.lastActive.Load() >= int64(p.cfg.Idle+p.period)
+	return p.cfg.Idle > 0 && now.UnixNano()-p.lastActive.Load() >= int64(p.cfg.Idle+p.period)
 }
+
+// countEvery bounds how long bytes that moved go uncounted.
+const countEvery = time.Second
 
 func (p *pipe) clientToUpstream() {
 	if p.cfg.FirstByte > 0 {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/detourmesh/detour/sidecar/stats"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -14,7 +16,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // pair returns a proxied client connection: client ↔ Pipe ↔ server side
 // handed to serve. It returns the client conn and a channel with Pipe's
 // result.
-func pair(t testing.TB, cfg PipeConfig, serve func(net.Conn)) (net.Conn, <-chan PipeResult) {
+func pair(t testing.TB, cfg PipeConfig, serve func(net.Conn), counters ...*stats.Counters) (net.Conn, <-chan PipeResult) {
 	t.Helper()
 	front, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -38,7 +40,7 @@ func pair(t testing.TB, cfg PipeConfig, serve func(net.Conn)) (net.Conn, <-chan 
 			c.Close()
 			return
 		}
-		res <- Pipe(c, up, cfg, NewBufferPool(32<<10))
+		res <- Pipe(c, up, cfg, NewBufferPool(32<<10), counters...)
 	}()
 	go func() {
 		defer back.Close()
@@ -129,5 +131,31 @@ func TestServerSpeaksFirst(t *testing.T) {
 	client.Close()
 	if r := <-res; r.FirstByteTimeout || !r.GotFirstByte {
 		t.Fatalf("result %+v", r)
+	}
+}
+
+// TestCountedWhileOpen: bytes are counted while a long-lived connection
+// stays open (an RPC client's), not only when it ends, with or without
+// an idle timeout.
+func TestCountedWhileOpen(t *testing.T) {
+	for _, idle := range []time.Duration{0, time.Hour} {
+		var c stats.Counters
+		client, _ := pair(t, PipeConfig{Idle: idle}, func(s net.Conn) { io.Copy(s, s); s.Close() }, &c)
+		msg := []byte("hello, a small request")
+		buf := make([]byte, len(msg))
+		for range 3 {
+			client.Write(msg)
+			if _, err := io.ReadFull(client, buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := uint64(3 * len(msg))
+		deadline := time.Now().Add(10 * time.Second)
+		for c.BytesIn.Load() < want || c.BytesOut.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("idle %v: counted in=%d out=%d while open, want %d each", idle, c.BytesIn.Load(), c.BytesOut.Load(), want)
+			}
+			<-time.After(10 * time.Millisecond)
+		}
 	}
 }
