@@ -13,6 +13,7 @@ import (
 
 	"github.com/detourmesh/detour/naming-agent/frontend"
 	"github.com/detourmesh/detour/naming-agent/frontend/zookeeper"
+	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 
 // OwnerPrefix starts the owner of every publication the ZooKeeper front
@@ -99,7 +100,7 @@ func (r *Rewriter) Data(path string) ([]byte, bool) {
 	r.mu.Lock()
 	d := r.dirs[parent]
 	r.mu.Unlock()
-	if d == nil {
+	if d == nil { // never read, or out of the mesh
 		return nil, false
 	}
 	if _, found := slices.BinarySearch(*d.children.Load(), name); !found {
@@ -137,8 +138,15 @@ func (r *Rewriter) dir(path string) *dir {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if d := r.dirs[path]; d != nil {
-		return d
+	if d, seen := r.dirs[path]; seen {
+		return d // nil: a name the mesh cannot carry
+	}
+	if err := registry.ValidateService(service); err != nil {
+		// A name no registry takes (a Java inner class's '$'): the app
+		// reads and writes the tree as written, out of the mesh.
+		r.log.Warn("service left out of the mesh: its name cannot be registered", zap.String("service", service), zap.Error(err))
+		r.dirs[path] = nil
+		return nil
 	}
 	d := &dir{service: service, first: make(chan struct{})}
 	d.children.Store(&[]string{})

@@ -207,3 +207,17 @@ func TestRewriterConsumerRead(t *testing.T) {
 		return len(changed) == 2 && changed[0] == dir && changed[1] == dir
 	})
 }
+
+// TestRewriterNameOutOfMesh: a service name no registry takes is left
+// to the plain tree, once, without a watch.
+func TestRewriterNameOutOfMesh(t *testing.T) {
+	core := newFakeCore()
+	r := NewRewriter(core, zaptest.NewLogger(t))
+	defer r.Close()
+	r.Start(func(string) {})
+	dir := "/dubbo/com.foo.Outer$Inner/providers"
+	r.Prepare(dir) // returns at once: nothing to wait for
+	if kids, ok := r.Children(dir); ok {
+		t.Fatalf("overlaid: %v", kids)
+	}
+}
