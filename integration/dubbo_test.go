@@ -71,6 +71,7 @@ func dubboGoFrontEnds(t *testing.T, be *backend) {
 type dubboMesh struct {
 	be       *backend
 	upstream string // the registry's name, for the figures
+	protocol string // the apps' Dubbo protocol: dubbo or tri
 	a, b     *host
 	reg      registry.Registry
 	provider *testbed.Proc
@@ -97,8 +98,18 @@ func frontEndArgs(ip string) []string {
 
 func startDubboMesh(t *testing.T, be *backend) *dubboMesh {
 	t.Helper()
+	return startDubboMeshOn(t, be, "dubbo")
+}
+
+// startDubboMeshOn starts the pair with both apps on protocol (dubbo or
+// tri); the figures name the protocol when it is not dubbo.
+func startDubboMeshOn(t *testing.T, be *backend, protocol string) *dubboMesh {
+	t.Helper()
 	dir := dubbogoBin(t)
-	m := &dubboMesh{be: be, upstream: path.Base(t.Name())}
+	m := &dubboMesh{be: be, upstream: path.Base(t.Name()), protocol: protocol}
+	if protocol != "dubbo" {
+		m.upstream = protocol + ", " + m.upstream
+	}
 	m.a = be.host(t, ipA, "", frontEndArgs(ipA)...)
 	m.b = be.host(t, ipB, "", frontEndArgs(ipB)...)
 	m.a.startSidecar()
@@ -112,7 +123,7 @@ func startDubboMesh(t *testing.T, be *backend) *dubboMesh {
 	m.appAddr = net.JoinHostPort(m.b.IP, strconv.Itoa(m.appPort))
 	started := time.Now()
 	m.provider = appIn(t, dir, "dubbo-provider", "--host", m.b.IP, "--port", strconv.Itoa(m.appPort),
-		"--registry", "zookeeper://"+m.b.ZooKeeperAddr(), "--registry-type", "interface", "--protocol", "dubbo", "--name", "provider-B")
+		"--registry", "zookeeper://"+m.b.ZooKeeperAddr(), "--registry-type", "interface", "--protocol", protocol, "--name", "provider-B")
 	eps, at := m.regs.wait(t, started, 60*time.Second, "B's ingress registered for the dubbo-go provider", func(eps []registry.Endpoint) bool {
 		return len(eps) == 1 && eps[0].Addr != m.appAddr && eps[0].Metadata["detour.mesh"] == "true"
 	})
@@ -130,7 +141,7 @@ func startDubboMesh(t *testing.T, be *backend) *dubboMesh {
 	m.mark = meshMark{a: sidecarStats(t, m.a), b: sidecarStats(t, m.b)}
 	started = time.Now()
 	p := appIn(t, dir, "dubbo-consumer", "--registry", "zookeeper://"+m.a.ZooKeeperAddr(), "--registry-type", "interface",
-		"--protocol", "dubbo", "--rate", strconv.Itoa(dubboRate), "--wait", "30s")
+		"--protocol", protocol, "--rate", strconv.Itoa(dubboRate), "--wait", "30s")
 	m.consumer = &dubboConsumer{Proc: p, rate: dubboRate}
 	m.consumer.waitOK(t, 1, "the consumer's first counted call")
 	t.Logf("figure: dubbo-go (%s): consumer started -> calls counted in %v", m.upstream, time.Since(started).Round(time.Millisecond))
@@ -165,7 +176,7 @@ func (m *dubboMesh) checkTakeover(t *testing.T) {
 		t.Errorf("registered %s, want B's ingress (not the app's %s)", ep.Addr, m.appAddr)
 	}
 	for k, want := range map[string]string{
-		"detour.port": strconv.Itoa(m.appPort), "detour.protocol": "dubbo",
+		"detour.port": strconv.Itoa(m.appPort), "detour.protocol": m.protocol,
 		"serialization": "hessian2", "application": "dubbo-provider", "release": "dubbo-golang-3.3.1",
 	} {
 		if got := ep.Metadata[k]; got != want {
@@ -184,7 +195,7 @@ func (m *dubboMesh) checkTakeover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Protocol != "dubbo" || u.Path != dubboService || u.Params["serialization"] != "hessian2" || u.Params["application"] != "dubbo-provider" || u.Params["interface"] != dubboService {
+	if u.Protocol != m.protocol || u.Path != dubboService || u.Params["serialization"] != "hessian2" || u.Params["application"] != "dubbo-provider" || u.Params["interface"] != dubboService {
 		t.Errorf("A's consumers read %+v", u)
 	}
 	if r := m.consumer.snapshot(t); r.Failed != 0 {
@@ -213,8 +224,8 @@ func (m *dubboMesh) checkZooKeeperNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := net.JoinHostPort(u.Host, strconv.Itoa(u.Port))
-	if u.Protocol != "dubbo" || got != m.ingress || u.Path != dubboService {
-		t.Errorf("ZooKeeper holds %s://%s/%s, want dubbo://%s/%s", u.Protocol, got, u.Path, m.ingress, dubboService)
+	if u.Protocol != m.protocol || got != m.ingress || u.Path != dubboService {
+		t.Errorf("ZooKeeper holds %s://%s/%s, want %s://%s/%s", u.Protocol, got, u.Path, m.protocol, m.ingress, dubboService)
 	}
 	for k, want := range map[string]string{
 		"serialization": "hessian2", "application": "dubbo-provider", "interface": dubboService, "side": "provider",

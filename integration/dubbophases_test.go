@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -63,10 +64,17 @@ func (m *dubboMesh) checkPath(t *testing.T, what string, via callPath) {
 		}
 	case viaMesh:
 		ep := a.Endpoint(dubboService, m.ingress)
+		hop, unit := ep.Active, "connections open"
+		if m.l7() {
+			// A's egress sends the requests on over HTTP/2 connections of
+			// its own pool, which the endpoint does not count: its
+			// requests since the stretch began show the hop.
+			hop, unit = int64(ep.Requests-m.mark.a.Endpoint(dubboService, m.ingress).Requests), "requests since the stretch began"
+		}
 		ingress := sidecarStats(t, m.b).Listener("ingress", dubboService)
-		if egress.Active == 0 || ep.Active == 0 || ingress.Active == 0 {
-			t.Errorf("%s: connections open on A's egress %d, from A to B's ingress %d, on B's ingress %d; want each > 0",
-				what, egress.Active, ep.Active, ingress.Active)
+		if egress.Active == 0 || hop == 0 || ingress.Active == 0 {
+			t.Errorf("%s: connections open on A's egress %d, from A to B's ingress %d (%s), on B's ingress %d; want each > 0",
+				what, egress.Active, hop, unit, ingress.Active)
 		}
 	}
 }
@@ -85,22 +93,32 @@ func running(p *testbed.Proc) bool {
 
 // meshMark is the start of a stretch of calls through both sidecars.
 type meshMark struct {
-	ok   int // the consumer's count then
-	a, b testbed.SidecarStats
+	ok       int // the consumer's count then
+	inflight int // its calls in flight then, which may not take the mesh
+	a, b     testbed.SidecarStats
 }
 
-// markMesh starts a stretch through the mesh: the consumer's count and
-// both sidecars' stats now.
+// markMesh starts a stretch through the mesh: both sidecars' stats, then
+// the consumer's count, so that every call counted after the mark either
+// began after the stats were read or was in flight when it was counted.
 func (m *dubboMesh) markMesh(t *testing.T) {
 	t.Helper()
-	m.mark = meshMark{ok: m.consumer.snapshot(t).OK, a: sidecarStats(t, m.a), b: sidecarStats(t, m.b)}
+	a, b := sidecarStats(t, m.a), sidecarStats(t, m.b)
+	r := m.consumer.snapshot(t)
+	m.mark = meshMark{ok: r.OK, inflight: r.Inflight, a: a, b: b}
 }
+
+// l7 reports whether the sidecars carry the apps' protocol as HTTP/2
+// requests (Triple, handled as gRPC) rather than at L4 (dubbo).
+func (m *dubboMesh) l7() bool { return m.protocol == "tri" }
 
 // carried checks, once the stretch's connections have ended (a hop
 // killed), that every sidecar still up counted at least a dubbo header
 // for each call the consumer made in the stretch (ok, its count at the
 // stretch's end) towards the consumer, and, when both ways ended
-// (inToo), towards the provider too; it logs what they counted. B's
+// (inToo), towards the provider too, and on L7 (Triple) a request for
+// each call but those in flight at the mark (they may have begun on the
+// path the stretch left); it logs what they counted. B's
 // sidecar killed ends only the way back on A's egress: A half-closes
 // the consumer's connection and forwards what the consumer still sends
 // until the consumer closes it, which dubbo-go does not do at once, and
@@ -125,13 +143,16 @@ func (m *dubboMesh) carried(t *testing.T, what string, ok int, inToo bool) {
 	}
 	for _, h := range hops {
 		var got testbed.Counters
-		eventually(t, 20*time.Second, what+": "+h.name+" counts the stretch's bytes once its connections end", func() bool {
-			c := h.read(sidecarStats(t, h.h))
-			got = testbed.Counters{Conns: c.Conns - h.before().Conns, In: c.In - h.before().In, Out: c.Out - h.before().Out}
-			return (!inToo || got.In >= dubboFrame*n) && got.Out >= dubboFrame*n
+		err := testbed.Poll(context.Background(), 20*time.Second, what+": "+h.name+" counts the stretch's bytes once its connections end", func() bool {
+			c, b := h.read(sidecarStats(t, h.h)), h.before()
+			got = testbed.Counters{Conns: c.Conns - b.Conns, Requests: c.Requests - b.Requests, In: c.In - b.In, Out: c.Out - b.Out, Active: c.Active}
+			return (!inToo || got.In >= dubboFrame*n) && got.Out >= dubboFrame*n && (!m.l7() || got.Requests+uint64(m.mark.inflight) >= n)
 		})
-		t.Logf("%s: %d calls through the mesh; %s counted %d connections, %d bytes in, %d out (%.0f/%.0f a call)",
-			what, n, h.name, got.Conns, got.In, got.Out, float64(got.In)/float64(max(n, 1)), float64(got.Out)/float64(max(n, 1)))
+		if err != nil {
+			t.Fatalf("%v: %d calls, counted %+v", err, n, got)
+		}
+		t.Logf("%s: %d calls through the mesh; %s counted %d connections, %d requests, %d bytes in, %d out (%.0f/%.0f a call)",
+			what, n, h.name, got.Conns, got.Requests, got.In, got.Out, float64(got.In)/float64(max(n, 1)), float64(got.Out)/float64(max(n, 1)))
 	}
 }
 
