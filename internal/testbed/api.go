@@ -153,9 +153,8 @@ type SidecarStats struct {
 // Counters are what the testbed reads of a listener or an endpoint:
 // connections (L4 and L7), requests (L7), bytes from the client (In)
 // and towards it (Out), and the connections open now (Active). An L4
-// connection's bytes after its first read are counted when its splice
-// returns: at its end, or at an idle-timeout check (Idle/4; an hour's
-// default makes that 15 minutes), not as they move.
+// connection's bytes are counted when its splice returns: at least every
+// second, so they lag by up to a second.
 type Counters struct {
 	Conns, Requests uint64
 	In, Out         uint64
