@@ -219,7 +219,7 @@ func waitFor(t *testing.T, d time.Duration, what string, a *app, cond func() boo
 		if time.Now().After(deadline) {
 			t.Fatalf("no %s within %v", what, d)
 		}
-		time.Sleep(50 * time.Millisecond)
+		<-time.After(50 * time.Millisecond) // the poll interval, under the deadline above
 	}
 }
 
