@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/detourmesh/detour/naming-agent/config"
 	"github.com/detourmesh/detour/registry-adapters/registry"
@@ -162,7 +163,7 @@ func TestRegistryNeverReached(t *testing.T) {
 	cli := srv.Client(nil)
 	defer cli.Close()
 	cfg := testConfig(t.TempDir())
-	cfg.API.InitialWait = 50 * 1e6
+	cfg.API.InitialWait = 50 * time.Millisecond
 	a, err := New(cfg, cli, WithPortProbe(func(string, int) bool { return true }))
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +188,7 @@ func TestRegistryNeverReached(t *testing.T) {
 // TestUnsubscribe: the subscription goes with its egress port, the
 // sidecar's listener and its cache entry; unused empty ones expire.
 func TestUnsubscribe(t *testing.T) {
-	e := newEnv(t, func(c *config.Config) { c.Ports.UnusedEgressTTL = 200 * 1e6 })
+	e := newEnv(t, func(c *config.Config) { c.Ports.UnusedEgressTTL = 200 * time.Millisecond })
 	e.other.Register(context.Background(), registry.Endpoint{Service: "real", Addr: "127.0.0.9:80"})
 	sc := e.startSidecar()
 	e.waitSidecar(true)

@@ -37,8 +37,8 @@ func NormalizePublish(req PublishRequest) (PublishRequest, error) {
 	if err := registry.ValidateService(req.Service); err != nil {
 		return req, err
 	}
-	if req.Port < 1 || req.Port > 65535 {
-		return req, fmt.Errorf("%w: port %d: must be 1-65535", ErrInvalid, req.Port)
+	if err := checkPort(req.Port); err != nil {
+		return req, err
 	}
 	if req.Protocol == "" {
 		req.Protocol = "tcp"
@@ -84,6 +84,14 @@ func NormalizePublish(req PublishRequest) (PublishRequest, error) {
 	}
 	req.Metadata = cloneMap(req.Metadata)
 	return req, nil
+}
+
+// checkPort is the rule for an app's port, for publish and unpublish.
+func checkPort(port int) error {
+	if port < 1 || port > 65535 {
+		return fmt.Errorf("%w: port %d: must be 1-65535", ErrInvalid, port)
+	}
+	return nil
 }
 
 // Publish publishes a service on this host: it is registered through the
@@ -165,8 +173,8 @@ func (a *Agent) Unpublish(service string, port int) error {
 	if err := registry.ValidateService(service); err != nil {
 		return err
 	}
-	if port < 1 || port > 65535 {
-		return fmt.Errorf("%w: port %d: must be 1-65535", ErrInvalid, port)
+	if err := checkPort(port); err != nil {
+		return err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

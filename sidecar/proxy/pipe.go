@@ -85,7 +85,9 @@ func Pipe(client, upstream net.Conn, cfg PipeConfig, pool *BufferPool, counters 
 	}
 	// A splice counts its bytes when it returns: waking at least every
 	// countEvery keeps the counters moving with a long-lived connection
-	// (a Dubbo or gRPC client's), not only at its end.
+	// (a Dubbo or gRPC client's), not only at its end. The price is one
+	// deadline and one wake-up a second per direction of an open
+	// connection, idle or not.
 	if p.period == 0 || p.period > countEvery {
 		p.period = countEvery
 	}
