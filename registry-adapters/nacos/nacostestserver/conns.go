@@ -15,6 +15,8 @@ import (
 	pb "github.com/nacos-group/nacos-sdk-go/v2/api/grpc"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/peer"
+
+	"github.com/detourmesh/detour/internal/nacoswire"
 )
 
 // ErrUnknownConnection is returned by DropConnection for an ID the server
@@ -153,7 +155,7 @@ func (s *Server) registered(ctx context.Context, c *conn) bool {
 }
 
 // setup records c's ConnectionSetupRequest and the stream to push on.
-func (s *Server) setup(c *conn, stream pb.BiRequestStream_RequestBiStreamServer, req setupRequest) {
+func (s *Server) setup(c *conn, stream pb.BiRequestStream_RequestBiStreamServer, req nacoswire.SetupRequest) {
 	s.mu.Lock()
 	if c.gone || c.setup {
 		s.mu.Unlock()
@@ -242,7 +244,7 @@ func (s *Server) ResetConnection(id string) error {
 	if err != nil {
 		return err
 	}
-	c.send(encode(typeConnectReset, resetRequest{
+	c.send(nacoswire.Encode(nacoswire.TypeConnectReset, nacoswire.ResetRequest{
 		RequestID: strconv.FormatUint(seq, 10), Module: "internal", ServerIP: host, ServerPort: port,
 	}))
 	return nil

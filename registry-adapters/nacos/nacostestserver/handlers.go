@@ -8,6 +8,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/detourmesh/detour/internal/nacoswire"
 )
 
 // requestService implements the unary Request service: every request of
@@ -19,40 +21,40 @@ func (h requestService) Request(ctx context.Context, p *pb.Payload) (*pb.Payload
 	typ := p.GetMetadata().GetType()
 	c := s.connOf(ctx)
 	if c == nil {
-		return errorPayload("", codeUnregistered, "Connection is unregistered."), nil
+		return nacoswire.ErrorPayload("", nacoswire.CodeUnregistered, "Connection is unregistered."), nil
 	}
-	if typ == typeServerCheck {
-		return encode(typeServerCheckResp, serverCheckResponse{response: ok(""), ConnectionID: c.id}), nil
+	if typ == nacoswire.TypeServerCheck {
+		return nacoswire.Encode(nacoswire.TypeServerCheckResp, nacoswire.ServerCheckResponse{Response: nacoswire.OK(""), ConnectionID: c.id}), nil
 	}
-	var req namingRequest
-	if err := decode(p, &req); err != nil {
-		return errorPayload("", codeBadRequest, err.Error()), nil
+	var req nacoswire.NamingRequest
+	if err := nacoswire.Decode(p, &req); err != nil {
+		return nacoswire.ErrorPayload("", nacoswire.CodeBadRequest, err.Error()), nil
 	}
 	if !s.registered(ctx, c) {
-		return errorPayload(req.RequestID, codeUnregistered, "Connection is unregistered."), nil
+		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeUnregistered, "Connection is unregistered."), nil
 	}
 	switch typ {
-	case typeHealthCheck:
-		return encode(typeHealthCheckResp, ok(req.RequestID)), nil
-	case typeInstance:
+	case nacoswire.TypeHealthCheck:
+		return nacoswire.Encode(nacoswire.TypeHealthCheckResp, nacoswire.OK(req.RequestID)), nil
+	case nacoswire.TypeInstance:
 		return s.instance(c, req), nil
-	case typeBatchInstance:
+	case nacoswire.TypeBatchInstance:
 		return s.batchInstance(c, req), nil
-	case typeServiceQuery:
+	case nacoswire.TypeServiceQuery:
 		k := newServiceKey(req.Namespace, req.GroupName, req.ServiceName)
 		s.mu.Lock()
 		info := s.serviceInfoLocked(k, req.Cluster, req.HealthyOnly)
 		s.mu.Unlock()
-		return encode(typeQueryServiceResp, serviceResponse{response: ok(req.RequestID), ServiceInfo: info}), nil
-	case typeSubscribeService:
+		return nacoswire.Encode(nacoswire.TypeQueryServiceResp, nacoswire.ServiceResponse{Response: nacoswire.OK(req.RequestID), ServiceInfo: info}), nil
+	case nacoswire.TypeSubscribeService:
 		k := newServiceKey(req.Namespace, req.GroupName, req.ServiceName)
 		s.mu.Lock()
 		info := s.subscribeLocked(c, k, req.Clusters, req.Subscribe)
 		s.mu.Unlock()
-		return encode(typeSubscribeResp, serviceResponse{response: ok(req.RequestID), ServiceInfo: info}), nil
+		return nacoswire.Encode(nacoswire.TypeSubscribeResp, nacoswire.ServiceResponse{Response: nacoswire.OK(req.RequestID), ServiceInfo: info}), nil
 	default:
 		s.log.Debug("unsupported request", zap.String("type", typ))
-		return errorPayload(req.RequestID, codeNoHandler, "RequestHandler Not Found: "+typ), nil
+		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeNoHandler, "RequestHandler Not Found: "+typ), nil
 	}
 }
 
@@ -60,49 +62,49 @@ func (h requestService) Request(ctx context.Context, p *pb.Payload) (*pb.Payload
 // connection published for the service with one instance;
 // deregisterInstance removes all of it, whatever instance it names, as
 // Nacos 2.x does.
-func (s *Server) instance(c *conn, req namingRequest) *pb.Payload {
+func (s *Server) instance(c *conn, req nacoswire.NamingRequest) *pb.Payload {
 	k := newServiceKey(req.Namespace, req.GroupName, req.ServiceName)
 	var insts []model.Instance
 	switch req.Type {
 	case "registerInstance":
 		if err := checkInstance(req.Instance); err != nil {
-			return errorPayload(req.RequestID, codeBadRequest, err.Error())
+			return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeBadRequest, err.Error())
 		}
 		insts = []model.Instance{req.Instance}
 	case "deregisterInstance":
 	default:
-		return errorPayload(req.RequestID, codeBadRequest, "unsupported request type "+req.Type)
+		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeBadRequest, "unsupported request type "+req.Type)
 	}
 	if k.name == "" {
-		return errorPayload(req.RequestID, codeBadRequest, "serviceName must not be empty")
+		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeBadRequest, "serviceName must not be empty")
 	}
 	s.mu.Lock()
 	pushes := s.publishLocked(c, k, insts)
 	s.mu.Unlock()
 	s.send(pushes)
-	return encode(typeInstanceResp, ok(req.RequestID))
+	return nacoswire.Encode(nacoswire.TypeInstanceResp, nacoswire.OK(req.RequestID))
 }
 
 // batchInstance handles BatchInstanceRequest (batchRegisterInstance):
 // the instances replace what the connection published for the service.
-func (s *Server) batchInstance(c *conn, req namingRequest) *pb.Payload {
+func (s *Server) batchInstance(c *conn, req nacoswire.NamingRequest) *pb.Payload {
 	k := newServiceKey(req.Namespace, req.GroupName, req.ServiceName)
 	if req.Type != "batchRegisterInstance" {
-		return errorPayload(req.RequestID, codeBadRequest, "unsupported request type "+req.Type)
+		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeBadRequest, "unsupported request type "+req.Type)
 	}
 	if k.name == "" || len(req.Instances) == 0 {
-		return errorPayload(req.RequestID, codeBadRequest, "serviceName and instances must not be empty")
+		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeBadRequest, "serviceName and instances must not be empty")
 	}
 	for _, in := range req.Instances {
 		if err := checkInstance(in); err != nil {
-			return errorPayload(req.RequestID, codeBadRequest, err.Error())
+			return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeBadRequest, err.Error())
 		}
 	}
 	s.mu.Lock()
 	pushes := s.publishLocked(c, k, req.Instances)
 	s.mu.Unlock()
 	s.send(pushes)
-	return encode(typeBatchInstanceResp, ok(req.RequestID))
+	return nacoswire.Encode(nacoswire.TypeBatchInstanceResp, nacoswire.OK(req.RequestID))
 }
 
 // send delivers pushes, outside Server.mu. A push to a connection whose
@@ -110,7 +112,7 @@ func (s *Server) batchInstance(c *conn, req namingRequest) *pb.Payload {
 // state again when it reconnects.
 func (s *Server) send(pushes []push) {
 	for _, p := range pushes {
-		p.c.send(encode(typeNotifySubscriber, p.p))
+		p.c.send(nacoswire.Encode(nacoswire.TypeNotifySubscriber, p.p))
 	}
 }
 
@@ -131,11 +133,11 @@ func (h streamService) RequestBiStream(stream pb.BiRequestStream_RequestBiStream
 		if err != nil {
 			return nil
 		}
-		if p.GetMetadata().GetType() != typeConnectionSetup {
+		if p.GetMetadata().GetType() != nacoswire.TypeConnectionSetup {
 			continue
 		}
-		var req setupRequest
-		if err := decode(p, &req); err != nil {
+		var req nacoswire.SetupRequest
+		if err := nacoswire.Decode(p, &req); err != nil {
 			s.log.Debug("bad connection setup", zap.String("conn", c.id), zap.Error(err))
 			return status.Error(codes.InvalidArgument, err.Error())
 		}

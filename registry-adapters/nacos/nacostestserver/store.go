@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
+
+	"github.com/detourmesh/detour/internal/nacoswire"
 )
 
 // serviceKey names a service as Nacos does: namespace, group, name.
@@ -20,15 +22,15 @@ type serviceKey struct {
 
 func newServiceKey(namespace, group, name string) serviceKey {
 	if namespace == "" {
-		namespace = defaultNamespace
+		namespace = nacoswire.DefaultNamespace
 	}
 	if group == "" {
-		group = defaultGroup
+		group = nacoswire.DefaultGroup
 	}
 	return serviceKey{namespace, group, name}
 }
 
-func (k serviceKey) grouped() string { return k.group + groupSeparator + k.name }
+func (k serviceKey) grouped() string { return nacoswire.GroupedName(k.group, k.name) }
 
 // service is the server's state of one service.
 type service struct {
@@ -50,7 +52,7 @@ type service struct {
 // push is one NotifySubscriberRequest to send once Server.mu is released.
 type push struct {
 	c *conn
-	p *notifyRequest
+	p *nacoswire.NotifyRequest
 }
 
 // clusterName is Nacos's NamingUtils cluster name pattern.
@@ -76,7 +78,7 @@ func checkInstance(in model.Instance) error {
 // and the heartbeat fields the SDK's model carries.
 func normalize(k serviceKey, in model.Instance) model.Instance {
 	if in.ClusterName == "" {
-		in.ClusterName = defaultCluster
+		in.ClusterName = nacoswire.DefaultCluster
 	}
 	in.ServiceName = k.grouped()
 	if in.InstanceId == "" {
@@ -126,7 +128,7 @@ func (s *Server) changedLocked(k serviceKey) []push {
 			continue
 		}
 		s.pushSeq++
-		pushes = append(pushes, push{c: c, p: &notifyRequest{
+		pushes = append(pushes, push{c: c, p: &nacoswire.NotifyRequest{
 			RequestID:   strconv.FormatUint(s.pushSeq, 10),
 			Namespace:   k.namespace,
 			ServiceName: k.name,
