@@ -14,6 +14,7 @@ import (
 	"github.com/detourmesh/detour/naming-agent/frontend"
 	"github.com/detourmesh/detour/naming-agent/frontend/zookeeper"
 	"github.com/detourmesh/detour/registry-adapters/registry"
+	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubboapp"
 )
 
 // OwnerPrefix starts the owner of every publication the ZooKeeper front
@@ -27,13 +28,16 @@ const OwnerPrefix = "zookeeper/"
 const FirstWait = 2 * time.Second
 
 // Rewriter makes a ZooKeeper front end the Dubbo registry of this host's
-// apps, rewritten by the mesh. It is the server's Overlay (a consumer's
-// read of /ROOT/S/providers is answered from the agent's view of S) and
-// its Observer (a provider node an app creates is published; deleting
-// it, or the end of its session, ends the publication).
+// apps, rewritten by the mesh, at both of Dubbo's levels. It is the
+// server's Overlay (a consumer's read of /ROOT/S/providers is answered
+// from the agent's view of S, one of /services/APP from the views of
+// APP:dubbo and APP:tri) and its Observer (a provider node or an instance
+// node an app creates is published; deleting it, or the end of its
+// session, ends the publication).
 //
-// mu guards dirs and owners; Children and Data read a dir's children
-// from an atomic pointer, so they never wait for mu's writers.
+// mu guards dirs, owners, apps and appOwners; Children and Data read
+// what a folder shows from an atomic pointer, so they never wait for
+// mu's writers.
 type Rewriter struct {
 	core   frontend.Core
 	log    *zap.Logger
@@ -43,8 +47,10 @@ type Rewriter struct {
 	notify atomic.Pointer[func(path string)]
 
 	mu     sync.Mutex
-	dirs   map[string]*dir   // providers directory path -> its view
-	owners map[string]string // provider node path -> owner of its publication
+	dirs      map[string]*dir    // providers directory path -> its view
+	owners    map[string]string  // provider node path -> owner of its publication
+	apps      map[string]*appDir // /services/APP -> its views
+	appOwners map[string]appPub  // instance node path -> its publications
 }
 
 // dir is one providers directory as consumers read it.
@@ -66,6 +72,7 @@ func NewRewriter(core frontend.Core, log *zap.Logger) *Rewriter {
 	return &Rewriter{
 		core: core, log: log.Named("frontend.dubbo"), ctx: ctx, cancel: cancel,
 		dirs: map[string]*dir{}, owners: map[string]string{},
+		apps: map[string]*appDir{}, appOwners: map[string]appPub{},
 	}
 }
 
@@ -82,17 +89,22 @@ func (r *Rewriter) Close() {
 	r.wg.Wait()
 }
 
-// Children answers a read of a providers directory (Overlay).
+// Children answers a read of a providers directory or of an app's
+// instances (Overlay).
 func (r *Rewriter) Children(path string) ([]string, bool) {
 	d := r.dir(path)
 	if d == nil {
-		return nil, false
+		return r.appChildren(path)
 	}
 	return *d.children.Load(), true
 }
 
-// Data answers a read of a provider node the view shows (Overlay).
+// Data answers a read of a provider node or an instance node the view
+// shows (Overlay).
 func (r *Rewriter) Data(path string) ([]byte, bool) {
+	if b, ok := r.appData(path); ok {
+		return b, true
+	}
 	parent, name, ok := cutLast(path)
 	if !ok {
 		return nil, false
@@ -114,18 +126,25 @@ func (r *Rewriter) Data(path string) ([]byte, bool) {
 // providers at start finds them. It may block: call it outside any lock.
 func (r *Rewriter) Prepare(path string) {
 	if d := r.dir(path); d != nil {
-		select {
-		case <-d.first: // answered before: the usual case, no timer
-			return
-		default:
-		}
-		t := time.NewTimer(FirstWait)
-		defer t.Stop()
-		select {
-		case <-d.first:
-		case <-t.C:
-		case <-r.ctx.Done():
-		}
+		r.waitFirst(d.first)
+		return
+	}
+	r.appPrepare(path)
+}
+
+// waitFirst waits up to FirstWait for first to close.
+func (r *Rewriter) waitFirst(first <-chan struct{}) {
+	select {
+	case <-first: // answered before: the usual case, no timer
+		return
+	default:
+	}
+	t := time.NewTimer(FirstWait)
+	defer t.Stop()
+	select {
+	case <-first:
+	case <-t.C:
+	case <-r.ctx.Done():
 	}
 }
 
@@ -161,32 +180,26 @@ func (r *Rewriter) dir(path string) *dir {
 
 // watch follows d's service until the rewriter closes.
 func (r *Rewriter) watch(path string, d *dir) {
-	for r.ctx.Err() == nil {
-		err := r.core.Watch(r.ctx, d.service, func(v frontend.View) {
-			kids := Children(d.service, v)
-			if old := *d.children.Load(); !slices.Equal(old, kids) {
-				d.children.Store(&kids)
-				if f := r.notify.Load(); f != nil {
-					(*f)(path)
-				}
+	r.follow(d.service, func(v frontend.View) {
+		kids := Children(d.service, v)
+		if old := *d.children.Load(); !slices.Equal(old, kids) {
+			d.children.Store(&kids)
+			if f := r.notify.Load(); f != nil {
+				(*f)(path)
 			}
-			if v.Known {
-				d.once.Do(func() { close(d.first) })
-			}
-		})
-		if r.ctx.Err() != nil {
-			return
 		}
-		r.log.Warn("watch of a service for its consumers failed; retrying", zap.String("service", d.service), zap.Error(err))
-		select {
-		case <-r.ctx.Done():
-		case <-time.After(time.Second):
+		if v.Known {
+			d.once.Do(func() { close(d.first) })
 		}
-	}
+	})
 }
 
-// NodeCreated publishes a provider node (Observer).
-func (r *Rewriter) NodeCreated(session int64, path string, _ []byte, ephemeral bool) {
+// NodeCreated publishes a provider node or an instance node (Observer).
+func (r *Rewriter) NodeCreated(session int64, path string, data []byte, ephemeral bool) {
+	if _, _, ok := dubboapp.InstanceNode(path); ok {
+		r.publishApp(path, ownerOf(session, ephemeral), data)
+		return
+	}
 	service, u, ok, err := ProviderNode(path)
 	if !ok {
 		return
@@ -206,11 +219,32 @@ func (r *Rewriter) NodeCreated(session int64, path string, _ []byte, ephemeral b
 	r.log.Info("provider published", zap.String("service", service), zap.String("addr", fmt.Sprintf("%s:%d", u.Host, u.Port)), zap.String("owner", owner))
 }
 
-// NodeDataChanged: a provider's data means nothing to Dubbo (Observer).
-func (r *Rewriter) NodeDataChanged(int64, string, []byte) {}
+// NodeDataChanged publishes an instance node's new data (an app updates
+// its instance when its metadata revision changes); a provider's data
+// means nothing to Dubbo (Observer).
+func (r *Rewriter) NodeDataChanged(session int64, path string, data []byte) {
+	if _, _, ok := dubboapp.InstanceNode(path); !ok {
+		return
+	}
+	r.mu.Lock()
+	old, ok := r.appOwners[path]
+	r.mu.Unlock()
+	owner := old.owner
+	if !ok {
+		// Not published before (bad data then): the setter's session
+		// holds it now, as an ephemeral node's owner would.
+		owner = ownerOf(session, true)
+	}
+	r.publishApp(path, owner, data)
+}
 
-// NodeDeleted ends the publication of a provider node (Observer).
+// NodeDeleted ends the publication of a provider node or an instance
+// node (Observer).
 func (r *Rewriter) NodeDeleted(_ int64, path string) {
+	if _, _, ok := dubboapp.InstanceNode(path); ok {
+		r.unpublishApp(path)
+		return
+	}
 	r.mu.Lock()
 	owner, ok := r.owners[path]
 	delete(r.owners, path)
@@ -239,6 +273,18 @@ func (r *Rewriter) SessionsRestored(sessions []zookeeper.RestoredSession) {
 			if _, _, ok, err := ProviderNode(e.Path); ok && err == nil {
 				r.owners[e.Path] = owner
 				alive[owner] = true
+			}
+			if app, _, ok := dubboapp.InstanceNode(e.Path); ok {
+				if in, err := dubboapp.Parse(e.Data); err == nil {
+					if pubs, _, err := AppPublications(app, in, owner); err == nil && len(pubs) > 0 {
+						ap := appPub{owner: owner}
+						for _, p := range pubs {
+							ap.services = append(ap.services, p.Service)
+						}
+						r.appOwners[e.Path] = ap
+						alive[owner] = true
+					}
+				}
 			}
 		}
 	}
