@@ -46,7 +46,7 @@ type Rewriter struct {
 	wg     sync.WaitGroup
 	notify atomic.Pointer[func(path string)]
 
-	mu     sync.Mutex
+	mu        sync.Mutex
 	dirs      map[string]*dir    // providers directory path -> its view
 	owners    map[string]string  // provider node path -> owner of its publication
 	apps      map[string]*appDir // /services/APP -> its views
