@@ -56,6 +56,7 @@ const (
 	Protocol_PROTOCOL_TCP         Protocol = 1 // L4: bytes are forwarded, no parsing
 	Protocol_PROTOCOL_HTTP        Protocol = 2 // L7 HTTP/1.1 and h2c: per-request routing, retries, 5xx outliers
 	Protocol_PROTOCOL_GRPC        Protocol = 3 // L7 gRPC: as HTTP, and UNAVAILABLE counts as a failure
+	Protocol_PROTOCOL_DUBBO       Protocol = 4 // L7 Dubbo (dubbo://): per-call routing and timeouts, error statuses count as failures
 )
 
 // Enum value maps for Protocol.
@@ -65,12 +66,14 @@ var (
 		1: "PROTOCOL_TCP",
 		2: "PROTOCOL_HTTP",
 		3: "PROTOCOL_GRPC",
+		4: "PROTOCOL_DUBBO",
 	}
 	Protocol_value = map[string]int32{
 		"PROTOCOL_UNSPECIFIED": 0,
 		"PROTOCOL_TCP":         1,
 		"PROTOCOL_HTTP":        2,
 		"PROTOCOL_GRPC":        3,
+		"PROTOCOL_DUBBO":       4,
 	}
 )
 
@@ -1588,12 +1591,13 @@ const file_detour_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12\x18\n" +
 	"\ahealthy\x18\x03 \x01(\bR\ahealthy\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason*\\\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason*p\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x01\x12\x11\n" +
 	"\rPROTOCOL_HTTP\x10\x02\x12\x11\n" +
-	"\rPROTOCOL_GRPC\x10\x032c\n" +
+	"\rPROTOCOL_GRPC\x10\x03\x12\x12\n" +
+	"\x0ePROTOCOL_DUBBO\x10\x042c\n" +
 	"\x0eSidecarControl\x12Q\n" +
 	"\aControl\x12!.detour.sidecar.v1.SidecarMessage\x1a\x1f.detour.sidecar.v1.AgentMessage(\x010\x01B,Z*github.com/detourmesh/detour/api/sidecarpbb\x06proto3"
 

@@ -138,13 +138,16 @@ func (a *Agent) subscribedProtocolLocked(s *subscription) sidecarpb.Protocol {
 
 // protocolOf is the sidecar's handling of a declared protocol. Dubbo's
 // Triple is gRPC on the wire (HTTP/2, the same framing), so the sidecar's
-// gRPC handling serves it; Dubbo's own protocol is carried at L4.
+// gRPC handling serves it; Dubbo's own protocol (dubbo://) has a proxy
+// of its own that balances each call.
 func protocolOf(p string) sidecarpb.Protocol {
 	switch p {
 	case "http":
 		return sidecarpb.Protocol_PROTOCOL_HTTP
 	case "grpc", "tri":
 		return sidecarpb.Protocol_PROTOCOL_GRPC
+	case "dubbo":
+		return sidecarpb.Protocol_PROTOCOL_DUBBO
 	}
 	return sidecarpb.Protocol_PROTOCOL_TCP
 }

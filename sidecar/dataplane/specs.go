@@ -75,6 +75,9 @@ func (d *Dataplane) egressSpec(l *sidecarpb.EgressListener, c *sidecarpb.Cluster
 			if isL7(s.protocol) {
 				return d.l7Egress(addr, s, cl, ls)
 			}
+			if s.protocol == sidecarpb.Protocol_PROTOCOL_DUBBO {
+				return d.dubboEgress(s, cl, ls)
+			}
 			return &proxy.Egress{
 				Cluster: cl, Listener: ls, Dial: d.dial, Pool: d.pool,
 				Log:            d.log.Named("sidecar.proxy").With(zap.String("service", s.service)),
@@ -94,6 +97,9 @@ func (d *Dataplane) ingressSpec(l *sidecarpb.IngressListener, ls *stats.Counters
 		New: func(addr net.Addr) listener.Handler {
 			if isL7(proto) {
 				return d.l7Ingress(addr, l.GetService(), target, proto, ls)
+			}
+			if proto == sidecarpb.Protocol_PROTOCOL_DUBBO {
+				return d.dubboIngress(l.GetService(), target, ls)
 			}
 			return &proxy.Ingress{
 				Target: target, Listener: ls, Dial: d.dial, Pool: d.pool,

@@ -15,6 +15,9 @@ const (
 	Overflow  // connection limit or retry budget reached
 	NoHealthy // no endpoint to send to
 	Other
+	DubboStatus     // a Dubbo response with an error status (timeout, server error, overloaded...)
+	BadFrame        // bad input: a frame that is not the protocol's (its connection is closed)
+	UnknownResponse // a response whose id is not in flight (late after a time-out): dropped
 	NumKinds
 )
 
@@ -22,6 +25,7 @@ const (
 var KindNames = [NumKinds]string{
 	"connect_refused", "connect_timeout", "first_byte_timeout", "request_timeout",
 	"status_5xx", "grpc_unavailable", "overflow", "no_healthy", "other",
+	"dubbo_error", "bad_frame", "unknown_response",
 }
 
 // Counters is what every listener, cluster and endpoint counts.

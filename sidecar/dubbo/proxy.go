@@ -1,0 +1,376 @@
+package dubbo
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/detourmesh/detour/sidecar/cluster"
+	"github.com/detourmesh/detour/sidecar/listener"
+	"github.com/detourmesh/detour/sidecar/stats"
+)
+
+// DialFunc dials one upstream.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Proxy is a Dubbo listener's handler. Each two-way call read from a
+// client connection is sent to an upstream on its own: on egress
+// (Cluster set) to an endpoint the cluster's balancer picks for it, on
+// ingress (Target set) to the one local app. Upstream connections are
+// pooled per address (Conns each) and multiplexed: every call gets an
+// id of its upstream connection's own and its response is matched back
+// to the client connection and id it came with. Heartbeats are answered
+// on each hop, never forwarded.
+//
+// A call not answered within RequestTimeout gets a SERVER_TIMEOUT
+// response and a late answer is dropped; time-outs, failed connects,
+// connections ending with calls in flight and error statuses
+// (failureStatus) count against the endpoint for outlier ejection.
+// Only a failed connect is retried (Retries times, on other endpoints):
+// a call that reached a provider is never sent twice, Dubbo calls are
+// not known to be idempotent.
+//
+// Set the exported fields before the first ServeConn; Proxy is then
+// safe for concurrent use.
+type Proxy struct {
+	Cluster  *cluster.Cluster
+	Target   string
+	Listener *stats.Counters // failures, retries and requests; connections and bytes: listener.Spec.Counters
+	Dial     DialFunc
+	Log      *zap.Logger
+
+	ConnectTimeout time.Duration
+	RequestTimeout time.Duration
+	// Idle closes upstream connections unused this long (0: never).
+	Idle time.Duration
+	// ClientIdle closes client connections that sent nothing this long
+	// (0: never); Dubbo clients send a heartbeat a minute.
+	ClientIdle time.Duration
+	Retries    int
+	// MaxRequests bounds the calls in flight (0: no bound); one more is
+	// answered SERVER_THREADPOOL_EXHAUSTED.
+	MaxRequests int64
+	// MaxBody bounds a frame's body (0: DefaultMaxBody); a larger one
+	// closes its connection.
+	MaxBody int
+	// Conns is the number of connections per upstream address (0: 1, as
+	// a Dubbo consumer shares one per provider).
+	Conns int
+
+	once     sync.Once
+	pool     pool
+	inflight atomic.Int64
+	wg       sync.WaitGroup // upstream readers and dials
+	downWG   sync.WaitGroup // client connections
+
+	mu       sync.Mutex // guards downs and draining
+	downs    map[*downstream]struct{}
+	draining bool
+}
+
+var _ listener.Drainer = (*Proxy)(nil)
+
+func (p *Proxy) init() {
+	if p.MaxBody <= 0 {
+		p.MaxBody = DefaultMaxBody
+	}
+	if p.Conns <= 0 {
+		p.Conns = 1
+	}
+	if p.Log == nil {
+		p.Log = zap.NewNop()
+	}
+	if p.Listener == nil {
+		p.Listener = &stats.Counters{}
+	}
+	p.pool = pool{p: p, slots: map[string]*slot{}}
+	p.downs = map[*downstream]struct{}{}
+}
+
+// downstream is one client connection.
+type downstream struct {
+	p     *Proxy
+	c     net.Conn
+	w     *writer
+	calls sync.WaitGroup // its calls in flight
+}
+
+// ServeConn serves c until it closes; it returns at once.
+func (p *Proxy) ServeConn(c net.Conn) {
+	p.once.Do(p.init)
+	d := &downstream{p: p, c: c, w: newWriter(c, 32<<10)}
+	p.mu.Lock()
+	if p.draining {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.downs[d] = struct{}{}
+	p.downWG.Add(1)
+	p.mu.Unlock()
+	go d.serve()
+}
+
+func (p *Proxy) isDraining() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.draining
+}
+
+// serve reads d's frames until d ends, bad input comes, or a drain.
+func (d *downstream) serve() {
+	p := d.p
+	defer p.downWG.Done()
+	rd := NewReader(d.c, 32<<10, p.MaxBody)
+	var deadline time.Time
+	for {
+		if p.ClientIdle > 0 {
+			// Moved only when half used: a deadline set per frame would
+			// reset a runtime timer per call.
+			if now := time.Now(); now.Add(p.ClientIdle / 2).After(deadline) {
+				deadline = now.Add(p.ClientIdle)
+				d.c.SetReadDeadline(deadline)
+			}
+		}
+		if p.isDraining() { // Drain may have cut the deadline before we set it
+			break
+		}
+		h, f, err := rd.Next()
+		if err != nil {
+			if IsBadFrame(err) {
+				p.badFrame("client", d.c.RemoteAddr().String(), err)
+			}
+			break
+		}
+		switch {
+		case h.IsRequest() && h.Event():
+			if h.TwoWay() {
+				d.w.write(HeartbeatResponse(h), nil)
+			}
+		case h.IsRequest():
+			p.forward(d, h, f)
+		case h.Event():
+			// a heartbeat's answer
+		default:
+			p.badFrame("client", d.c.RemoteAddr().String(), fmt.Errorf("dubbo: a response (id %d) from a client", h.ID))
+		}
+	}
+	if p.isDraining() {
+		d.calls.Wait() // each ends by its response or time-out
+	}
+	d.c.Close()
+	p.mu.Lock()
+	delete(p.downs, d)
+	p.mu.Unlock()
+}
+
+// forward sends one request frame f upstream.
+func (p *Proxy) forward(d *downstream, h Header, f []byte) {
+	p.Listener.Requests.Add(1)
+	if p.Cluster != nil {
+		p.Cluster.Stats.Requests.Add(1)
+	}
+	cl := &call{d: d, id: h.ID, oneWay: !h.TwoWay()}
+	if !cl.oneWay {
+		if n := p.inflight.Add(1); p.MaxRequests > 0 && n > p.MaxRequests {
+			p.inflight.Add(-1)
+			p.fail(stats.Overflow)
+			d.w.write(ErrorResponse(h, StatusThreadpoolExhausted, "detour sidecar: too many calls in flight"), nil)
+			return
+		}
+		d.calls.Add(1)
+	}
+	p.dispatch(cl, f, nil, 0)
+}
+
+// dispatch picks an upstream for cl and sends f there: at once when a
+// connection to it is ready, else from a goroutine that dials (f is
+// copied: it lives in the client's read buffer).
+func (p *Proxy) dispatch(cl *call, f []byte, exclude *cluster.Endpoint, attempt int) {
+	addr, ep := p.Target, (*cluster.Endpoint)(nil)
+	if p.Cluster != nil {
+		var err error
+		if ep, err = p.Cluster.Pick(exclude); err != nil {
+			p.fail(stats.NoHealthy)
+			p.answer(cl, StatusServiceNotFound, "detour sidecar: "+err.Error())
+			return
+		}
+		addr = ep.DialAddr()
+		ep.Begin()
+		ep.Stats.Requests.Add(1)
+	}
+	cl.ep = ep
+	if uc := p.pool.ready(addr); uc != nil && uc.send(cl, f) == nil {
+		return
+	}
+	f = append([]byte(nil), f...)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		uc, err := p.pool.get(addr, ep)
+		if err == nil {
+			err = uc.send(cl, f)
+		}
+		if err == nil {
+			return
+		}
+		kind := stats.DialKind(err)
+		if ep == nil {
+			p.Listener.Fail(kind)
+			p.Log.Debug("connect failed", zap.String("addr", addr), zap.Error(err))
+			p.answer(cl, StatusServerError, fmt.Sprintf("detour sidecar: connect %s: %v", addr, err))
+			return
+		}
+		p.failure(ep, kind)
+		ep.End()
+		if attempt < p.Retries { // nothing was sent: safe to try another
+			p.Listener.Retries.Add(1)
+			p.Cluster.Stats.Retries.Add(1)
+			p.dispatch(cl, f, ep, attempt+1)
+			return
+		}
+		cl.ep = nil
+		p.answer(cl, StatusServerError, fmt.Sprintf("detour sidecar: connect %s: %v", addr, err))
+	}()
+}
+
+// response sends an upstream's response back to its caller.
+func (p *Proxy) response(uc *upConn, h Header, f []byte) {
+	cl := uc.take(h.ID)
+	if cl == nil {
+		p.Listener.Fail(stats.UnknownResponse)
+		if !uc.warned.Swap(true) { // once per connection: late answers come in runs
+			p.Log.Info("dubbo: response with an id not in flight dropped (late after a time-out, or never asked)",
+				zap.String("addr", uc.addr), zap.Uint64("id", h.ID))
+		}
+		return
+	}
+	cl.timer.Stop()
+	var hdr [HeaderLen]byte
+	copy(hdr[:], f)
+	SetID(hdr[:], cl.id)
+	cl.d.w.write(hdr[:], f[HeaderLen:])
+	failed := failureStatus(h.Status)
+	if ep := cl.ep; ep != nil {
+		ep.Stats.BytesOut.Add(uint64(len(f)))
+		p.Cluster.Stats.BytesOut.Add(uint64(len(f)))
+		switch {
+		case failed:
+			p.failure(ep, stats.DubboStatus)
+		case h.Status == StatusOK:
+			p.Cluster.Success(ep)
+		}
+		ep.End()
+	} else if failed {
+		p.Listener.Fail(stats.DubboStatus)
+	}
+	p.inflight.Add(-1)
+	cl.d.calls.Done()
+}
+
+// finish ends a call that got no response: counted as a failure of kind
+// against its endpoint and answered with status and msg.
+func (p *Proxy) finish(cl *call, kind int, status byte, msg string) {
+	if cl.timer != nil {
+		cl.timer.Stop()
+	}
+	if cl.ep != nil {
+		p.failure(cl.ep, kind)
+		cl.ep.End()
+	} else {
+		p.Listener.Fail(kind)
+	}
+	p.answer(cl, status, msg)
+}
+
+// answer writes an error response to cl's caller and ends cl.
+func (p *Proxy) answer(cl *call, status byte, msg string) {
+	if cl.oneWay {
+		return
+	}
+	cl.d.w.write(ErrorResponse(Header{ID: cl.id}, status, msg), nil)
+	p.inflight.Add(-1)
+	cl.d.calls.Done()
+}
+
+// failureStatus says a response status counts against the endpoint:
+// the provider (or the sidecar before it) timed out, failed or is
+// overloaded. A client's own error (BAD_REQUEST, CLIENT_ERROR) does not.
+func failureStatus(s byte) bool {
+	switch s {
+	case StatusClientTimeout, StatusServerTimeout, StatusChannelInactive, StatusBadResponse,
+		StatusServiceNotFound, StatusServiceError, StatusServerError, StatusThreadpoolExhausted:
+		return true
+	}
+	return false
+}
+
+// failure counts kind on the listener and against ep, logging an
+// ejection it causes.
+func (p *Proxy) failure(ep *cluster.Endpoint, kind int) {
+	p.Listener.Fail(kind)
+	if p.Cluster.Failure(ep, kind) {
+		p.Log.Warn("endpoint ejected", zap.String("endpoint", ep.Addr), zap.String("reason", stats.KindNames[kind]))
+	}
+}
+
+// fail counts a failure that is no endpoint's.
+func (p *Proxy) fail(kind int) {
+	p.Listener.Fail(kind)
+	if p.Cluster != nil {
+		p.Cluster.Stats.Fail(kind)
+	}
+}
+
+func (p *Proxy) badFrame(side, addr string, err error) {
+	p.Listener.Fail(stats.BadFrame)
+	p.Log.Warn("dubbo: bad input, connection closed", zap.String("side", side), zap.String("addr", addr), zap.Error(err))
+}
+
+// Drain stops reading new calls: every client connection is sent
+// Dubbo's read-only event (a Dubbo client then sends no new calls on
+// it), read no more, and closed once its calls in flight are answered
+// or timed out. Then the upstream connections close. If ctx ends
+// first, Close.
+func (p *Proxy) Drain(ctx context.Context) error {
+	p.once.Do(p.init)
+	p.mu.Lock()
+	p.draining = true
+	for d := range p.downs {
+		d.w.write(ReadOnlyEvent(0), nil)
+		d.c.SetReadDeadline(time.Now())
+	}
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.downWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.Close()
+		return ctx.Err()
+	}
+	p.pool.close()
+	p.wg.Wait()
+	return nil
+}
+
+// Close closes every connection; calls in flight are answered
+// CHANNEL_INACTIVE where their client is still there.
+func (p *Proxy) Close() error {
+	p.once.Do(p.init)
+	p.mu.Lock()
+	p.draining = true
+	for d := range p.downs {
+		d.c.Close()
+	}
+	p.mu.Unlock()
+	p.pool.close()
+	p.downWG.Wait()
+	p.wg.Wait()
+	return nil
+}

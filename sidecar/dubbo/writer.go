@@ -1,0 +1,49 @@
+package dubbo
+
+import (
+	"bufio"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// writer writes whole frames from many goroutines (responses from every
+// upstream connection, time-outs, heartbeats) onto one connection. A
+// frame is written under mu into a buffer, and the buffer is flushed by
+// the last writer in line: while others wait for mu, their frames leave
+// in the same write(2).
+type writer struct {
+	waiting atomic.Int32 // writers in line for mu, the holder included
+
+	mu  sync.Mutex // guards bw and err
+	bw  *bufio.Writer
+	err error
+}
+
+func newWriter(w io.Writer, size int) *writer { return &writer{bw: bufio.NewWriterSize(w, size)} }
+
+// write writes the frame hdr+body (hdr may hold the whole frame and
+// body be nil) and reports the connection's first write error.
+func (w *writer) write(hdr, body []byte) error {
+	w.waiting.Add(1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last := w.waiting.Add(-1) == 0
+	if w.err != nil {
+		return w.err
+	}
+	if _, err := w.bw.Write(hdr); err != nil {
+		w.err = err
+		return err
+	}
+	if len(body) > 0 {
+		if _, err := w.bw.Write(body); err != nil {
+			w.err = err
+			return err
+		}
+	}
+	if last {
+		w.err = w.bw.Flush()
+	}
+	return w.err
+}
