@@ -135,6 +135,10 @@ func (r *Registry) readAttached(ctx context.Context, id clientv3.LeaseID, keys [
 				if clientv3.LeaseID(kv.Lease) != id {
 					continue // put again since, by someone else
 				}
+				if r.isShared(kv.Key) { // an ephemeral Store key: kept like a registration
+					regs[string(kv.Key)] = string(kv.Value)
+					continue
+				}
 				ep, err := r.decodeOwn(kv.Key, kv.Value)
 				if err != nil {
 					r.log.Warn("key of the stored lease is no registration", zap.ByteString("key", kv.Key), zap.Error(err))

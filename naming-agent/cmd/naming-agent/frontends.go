@@ -44,22 +44,25 @@ func (f *frontends) serve(cfg config.Config, core frontend.Core, log *zap.Logger
 		return nil
 	}
 	rw := dubbo.NewRewriter(core, log)
+	pt := newPassthrough(cfg.Frontends.ZooKeeper.Passthrough, core, log)
 	srv, err := zookeeper.New(cfg.Frontends.ZooKeeper,
 		zookeeper.WithLogger(log),
 		zookeeper.WithOverlay(rw),
-		zookeeper.WithObserver(rw),
+		zookeeper.WithObserver(zookeeper.Observers(rw, pt)),
 		zookeeper.WithSessionStore(sessionfile.New(filepath.Join(cfg.DataDir, "zookeeper-sessions"))))
 	if err != nil {
 		rw.Close()
+		pt.Close()
 		return fmt.Errorf("frontends.zookeeper: %w", err)
 	}
 	rw.Start(srv.OverlayChanged)
+	pt.Start(srv)
 	go func() {
 		if err := srv.Serve(f.zk); err != nil && !errors.Is(err, zookeeper.ErrClosed) {
 			log.Error("zookeeper front end stopped", zap.Error(err))
 		}
 	}()
-	f.close = append(f.close, func() { srv.Close(); rw.Close() })
+	f.close = append(f.close, func() { srv.Close(); rw.Close(); pt.Close() })
 	log.Info("zookeeper front end serving: point Dubbo apps' registry here", zap.String("addr", f.zk.Addr().String()))
 	return nil
 }

@@ -35,6 +35,9 @@ type Config struct {
 	// OutgoingQueueBytes bounds what waits to be written to one client:
 	// a client that does not read is disconnected past it.
 	OutgoingQueueBytes int `yaml:"outgoing_queue_bytes"`
+	// Passthrough is what the apps write that every host shares through
+	// the registry (see Passthrough).
+	Passthrough PassthroughConfig `yaml:"passthrough"`
 }
 
 // Default returns a ZooKeeper's defaults on 127.0.0.1:2181.
@@ -48,6 +51,7 @@ func Default() Config {
 		MaxClientConns:     60,
 		MaxSessions:        10000,
 		OutgoingQueueBytes: 16 << 20,
+		Passthrough:        DefaultPassthrough(),
 	}
 }
 
@@ -87,6 +91,9 @@ func (c Config) Validate() error {
 	}
 	if c.OutgoingQueueBytes < 2*maxBuffer {
 		bad("outgoing_queue_bytes", "must be at least %d (two frames of jute.maxbuffer), got %d", 2*maxBuffer, c.OutgoingQueueBytes)
+	}
+	for _, err := range c.Passthrough.errs() {
+		errs = append(errs, fmt.Errorf("passthrough.%w", err))
 	}
 	return errors.Join(errs...)
 }
