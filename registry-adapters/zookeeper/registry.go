@@ -1,6 +1,7 @@
 package zookeeper
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/detourmesh/detour/registry-adapters/registry"
+	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubboapp"
 )
 
 var _ registry.Registry = (*Registry)(nil)
@@ -62,6 +64,7 @@ type regKey struct{ service, addr string }
 type registration struct {
 	ep         registry.Endpoint
 	path       string
+	data       []byte    // the node's data: an instance's JSON; nil for a provider
 	registered time.Time // first registration: the URL's timestamp
 }
 
@@ -130,7 +133,11 @@ func New(cfg Config, opts ...Option) (*Registry, error) {
 // Register publishes ep as the ephemeral node
 // ROOT/SERVICE/providers/ENCODED_PROVIDER_URL. Registering the same
 // service and address again with other weight or metadata replaces the
-// node in one transaction, so watchers never see both or neither.
+// node in one transaction, so watchers never see both or neither. An
+// application-level service APP:PROTOCOL is Dubbo 3's instance node
+// /services/APP/HOST:PORT instead, its data Curator's instance JSON
+// (ep's metadata, dubbo.endpoints naming ep's port), set anew when the
+// metadata changes.
 func (r *Registry) Register(ctx context.Context, ep registry.Endpoint) error {
 	ep, err := ep.Normalized()
 	if err != nil {
@@ -151,18 +158,28 @@ func (r *Registry) Register(ctx context.Context, ep registry.Endpoint) error {
 	if old != nil {
 		reg.registered = old.registered
 	}
-	reg.path = r.providersPath(ep.Service) + "/" + providerURL(ep, r.cfg.Protocol, reg.registered).NodeName()
-	if old != nil && old.path == reg.path {
+	if _, _, app := dubboapp.ParseServiceName(ep.Service); app {
+		reg.path, reg.data, err = instancePath(ep, reg.registered)
+		if err != nil {
+			return fmt.Errorf("zookeeper: register %s: %w", ep, err)
+		}
+	} else {
+		reg.path = r.providersPath(ep.Service) + "/" + providerURL(ep, r.cfg.Protocol, reg.registered).NodeName()
+	}
+	if old != nil && old.path == reg.path && bytes.Equal(old.data, reg.data) {
 		return nil // the node says it already
 	}
 	if err := r.awaitSession(ctx); err != nil {
 		return fmt.Errorf("zookeeper: register %s: %w", ep, err)
 	}
 	r.saveSession(reg.path) // before the node exists, so a restart finds it
-	if old != nil && old.path != reg.path {
-		err = r.replaceNode(old.path, reg.path)
-	} else {
-		err = r.ensureNode(reg.path)
+	switch {
+	case old != nil && old.path != reg.path:
+		err = r.replaceNode(old.path, reg.path, reg.data)
+	case old != nil:
+		err = r.setData(reg.path, reg.data)
+	default:
+		err = r.ensureNode(reg.path, reg.data)
 	}
 	if err != nil {
 		if uncertain(err) {
@@ -181,15 +198,25 @@ func (r *Registry) Register(ctx context.Context, ep registry.Endpoint) error {
 // replaceNode swaps oldPath for newPath in one transaction. If oldPath is
 // not there (its session expired and the keeper has not run yet), it
 // just creates newPath.
-func (r *Registry) replaceNode(oldPath, newPath string) error {
+func (r *Registry) replaceNode(oldPath, newPath string, data []byte) error {
 	_, err := r.conn.Multi(
 		&zk.DeleteRequest{Path: oldPath, Version: -1},
-		&zk.CreateRequest{Path: newPath, Acl: worldACL(), Flags: zk.FlagEphemeral},
+		&zk.CreateRequest{Path: newPath, Data: data, Acl: worldACL(), Flags: zk.FlagEphemeral},
 	)
 	if err == nil || !errors.Is(err, zk.ErrNoNode) {
 		return err
 	}
-	return r.ensureNode(newPath)
+	return r.ensureNode(newPath, data)
+}
+
+// setData sets the data of this client's node path; a node gone (its
+// session expired, the keeper has not run yet) is created again.
+func (r *Registry) setData(path string, data []byte) error {
+	_, err := r.conn.Set(path, data, -1)
+	if errors.Is(err, zk.ErrNoNode) {
+		return r.ensureNode(path, data)
+	}
+	return err
 }
 
 // Deregister deletes the node of the endpoint (service, addr).
@@ -231,9 +258,23 @@ func (r *Registry) List(ctx context.Context, service string) ([]registry.Endpoin
 	if err := r.awaitSession(ctx); err != nil {
 		return nil, fmt.Errorf("zookeeper: list %q: %w", service, err)
 	}
-	children, stat, err := r.conn.Children(r.providersPath(service))
+	children, stat, err := r.conn.Children(r.servicePath(service))
 	if err != nil && !errors.Is(err, zk.ErrNoNode) {
 		return nil, fmt.Errorf("zookeeper: list %q: %w", service, r.classify(err))
+	}
+	if _, _, app := dubboapp.ParseServiceName(service); app {
+		nodes := make(map[string]*instNode, len(children))
+		for _, name := range children {
+			data, _, err := r.conn.Get(r.servicePath(service) + "/" + name)
+			if errors.Is(err, zk.ErrNoNode) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("zookeeper: list %q: %w", service, r.classify(err))
+			}
+			nodes[name] = &instNode{data: data}
+		}
+		return cloneEndpoints(r.decodeApp(service, children, nodes, pzxid(stat, err))), nil
 	}
 	return cloneEndpoints(r.decode(service, children, pzxid(stat, err), nil)), nil
 }
@@ -254,7 +295,11 @@ func (r *Registry) Watch(ctx context.Context, service string) (registry.Watcher,
 	w := newWatcher(r, service)
 	r.watchers[w] = struct{}{}
 	r.mu.Unlock()
-	go w.run()
+	if w.app != nil {
+		go w.runApp()
+	} else {
+		go w.run()
+	}
 	select {
 	case <-w.ready:
 		return w, nil
@@ -296,6 +341,15 @@ func (r *Registry) Close() error {
 
 func (r *Registry) providersPath(service string) string {
 	return r.cfg.Root + "/" + service + "/providers"
+}
+
+// servicePath is the folder of service's nodes: its providers, or, for
+// an application-level service APP:PROTOCOL, its app's instances.
+func (r *Registry) servicePath(service string) string {
+	if app, _, ok := dubboapp.ParseServiceName(service); ok {
+		return dubboapp.Dir(app)
+	}
+	return r.providersPath(service)
 }
 
 // decode turns the children of service's providers node into endpoints

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/detourmesh/detour/registry-adapters/registry"
+	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubboapp"
 )
 
 var _ registry.Resumer = (*Registry)(nil)
@@ -130,6 +131,9 @@ func (r *Registry) adopt(st *storedSession) {
 // parseOwnNode reads a node path this adapter writes,
 // ROOT/SERVICE/providers/NAME, as a registration.
 func (r *Registry) parseOwnNode(path string) (*registration, error) {
+	if app, id, ok := dubboapp.InstanceNode(path); ok {
+		return r.parseOwnInstance(path, app, id)
+	}
 	rest, ok := strings.CutPrefix(path, r.cfg.Root+"/")
 	if !ok {
 		return nil, fmt.Errorf("not under %s", r.cfg.Root)
@@ -153,6 +157,34 @@ func (r *Registry) parseOwnNode(path string) (*registration, error) {
 		return nil, err
 	}
 	return &registration{ep: ep, path: path, registered: time.UnixMilli(p.timestamp)}, nil
+}
+
+// parseOwnInstance reads an instance node this adapter wrote,
+// /services/APP/HOST:PORT, as a registration of APP:PROTOCOL.
+func (r *Registry) parseOwnInstance(path, app, id string) (*registration, error) {
+	data, _, err := r.conn.Get(path)
+	if err != nil {
+		return nil, err
+	}
+	in, err := dubboapp.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	eps, err := in.Endpoints()
+	if err != nil {
+		return nil, err
+	}
+	if len(eps) != 1 || in.Name != app || in.Addr() != id {
+		return nil, errors.New("not an instance node of this adapter's")
+	}
+	ep, ok, err := readInstance(dubboapp.ServiceName(app, eps[0].Protocol), data)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errors.New("its protocol is not carried")
+	}
+	return &registration{ep: ep, path: path, data: data, registered: time.UnixMilli(in.RegisteredMs)}, nil
 }
 
 func (r *Registry) addStale(paths []string) {

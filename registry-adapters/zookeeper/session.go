@@ -170,25 +170,25 @@ func (r *Registry) reconcile() error {
 		}
 	}
 	for _, reg := range regs {
-		if err := r.ensureNode(reg.path); err != nil {
+		if err := r.ensureNode(reg.path, reg.data); err != nil {
 			return fmt.Errorf("register %s again: %w", reg.ep, err)
 		}
 	}
 	return nil
 }
 
-// ensureNode creates the ephemeral node path, and its persistent parents
+// ensureNode creates the ephemeral node path with data, and its persistent parents
 // if needed. A node already there is fine if the current session owns it.
 // One owned by another session is an error: right after an expiry it is
 // the old session's node the server is about to delete, so the caller
 // tries again later.
-func (r *Registry) ensureNode(path string) error {
-	_, err := r.conn.Create(path, nil, zk.FlagEphemeral, worldACL())
+func (r *Registry) ensureNode(path string, data []byte) error {
+	_, err := r.conn.Create(path, data, zk.FlagEphemeral, worldACL())
 	if errors.Is(err, zk.ErrNoNode) {
 		if err := r.ensureParents(path); err != nil {
 			return err
 		}
-		_, err = r.conn.Create(path, nil, zk.FlagEphemeral, worldACL())
+		_, err = r.conn.Create(path, data, zk.FlagEphemeral, worldACL())
 	}
 	if errors.Is(err, zk.ErrNodeExists) {
 		return r.checkOwner(path)

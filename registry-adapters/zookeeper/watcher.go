@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/detourmesh/detour/registry-adapters/registry"
+	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubboapp"
 )
 
 // watcher follows the children of one providers node. Its goroutine (run,
@@ -37,20 +38,25 @@ type watcher struct {
 
 	// Owned by run.
 	cache map[string]decoded
-	down  bool // an outage was reported and no listing has succeeded since
+	down  bool      // an outage was reported and no listing has succeeded since
+	app   *appState // an application-level service's (runApp); nil for providers
 }
 
 func newWatcher(r *Registry, service string) *watcher {
-	return &watcher{
+	w := &watcher{
 		r:       r,
 		service: service,
-		path:    r.providersPath(service),
+		path:    r.servicePath(service),
 		ready:   make(chan struct{}),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		notify:  make(chan struct{}),
 		cache:   map[string]decoded{},
 	}
+	if _, _, ok := dubboapp.ParseServiceName(service); ok {
+		w.app = &appState{kick: make(chan struct{}, 1), nodes: map[string]*instNode{}}
+	}
+	return w
 }
 
 // Next implements registry.Watcher.
