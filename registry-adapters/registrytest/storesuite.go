@@ -26,12 +26,18 @@ type StoreHarness struct {
 	LoseSession func(t testing.TB, r registry.Registry)
 	// Timeout bounds each wait for a change. Default 10s.
 	Timeout time.Duration
+	// Root is the key the suite's keys go below, each test's under a
+	// name of its own; the harness cleans it up. Default "/storetest".
+	Root string
 }
 
 // StoreSuite runs the registry.Store contract against h.
 func StoreSuite(t *testing.T, h StoreHarness) {
 	if h.Timeout == 0 {
 		h.Timeout = 10 * time.Second
+	}
+	if h.Root == "" {
+		h.Root = "/storetest"
 	}
 	t.Run("PutWatchDelete", func(t *testing.T) { storePutWatchDelete(t, h) })
 	t.Run("Invalid", func(t *testing.T) { storeInvalid(t, h) })
@@ -51,8 +57,8 @@ func storeOf(t testing.TB, r registry.Registry) registry.Store {
 }
 
 // uniqueRoot is a key prefix no other test uses, on a shared server too.
-func uniqueRoot(t testing.TB) string {
-	return fmt.Sprintf("/storetest-%d", time.Now().UnixNano())
+func uniqueRoot(h StoreHarness) string {
+	return fmt.Sprintf("%s/t%d", h.Root, time.Now().UnixNano())
 }
 
 // KeyWatch follows WatchKeys of one prefix for a test.
@@ -121,7 +127,7 @@ func HasKey(m map[string][]byte, key, want string) bool {
 
 func storePutWatchDelete(t *testing.T, h StoreHarness) {
 	ctx := context.Background()
-	root := uniqueRoot(t)
+	root := uniqueRoot(h)
 	s1, s2 := storeOf(t, h.New(t)), storeOf(t, h.New(t))
 	mapping, consumer, beside := root+"/mapping/org.x.S", root+"/org.x.S/consumers/c%3A%2F%2Fh", root+"x/y"
 	for _, kv := range []struct {
@@ -173,7 +179,7 @@ func storeInvalid(t *testing.T, h StoreHarness) {
 
 func storeEphemeralEnds(t *testing.T, h StoreHarness) {
 	ctx := context.Background()
-	root := uniqueRoot(t)
+	root := uniqueRoot(h)
 	r1 := h.New(t)
 	s1, s2 := storeOf(t, r1), storeOf(t, h.New(t))
 	eph, per := root+"/consumers/c1", root+"/config/app"
@@ -197,7 +203,7 @@ func storeEphemeralEnds(t *testing.T, h StoreHarness) {
 
 func storeSessionLoss(t *testing.T, h StoreHarness) {
 	ctx := context.Background()
-	root := uniqueRoot(t)
+	root := uniqueRoot(h)
 	r1 := h.New(t)
 	s1, s2 := storeOf(t, r1), storeOf(t, h.New(t))
 	eph := root + "/consumers/c1"
