@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 
 bash scripts/lint.sh
 bash scripts/bench-deps.sh # nginx, haproxy, wrk, iperf3 for the quick data-path benchmarks
+# The Curator program (Java Dubbo's ZooKeeper use) that TestCurator runs
+# against the ZooKeeper front end and the real ZooKeeper: a JDK and
+# Debian's Curator packages installed if missing, compiled once.
+bash scripts/curator.sh build bin/curator
+export CURATOR_BIN=$PWD/bin/curator
 bash scripts/with-servers.sh bash -c '
   set -euo pipefail
   go test -race -count=1 -timeout 25m ./...

@@ -15,10 +15,12 @@ type options struct {
 	store    SessionStore
 	overlay  Overlay
 	observer Observer
+
+	containerCheck time.Duration
 }
 
 func defaultOptions() options {
-	return options{logger: zap.NewNop(), now: time.Now}
+	return options{logger: zap.NewNop(), now: time.Now, containerCheck: time.Minute}
 }
 
 // WithLogger sets the logger; the Server names it "frontend.zookeeper".
@@ -41,3 +43,14 @@ func WithOverlay(ov Overlay) Option { return func(o *options) { o.overlay = ov }
 
 // WithObserver tells o about every committed change. Default: none.
 func WithObserver(obs Observer) Option { return func(o *options) { o.observer = obs } }
+
+// WithContainerCheck sets how often empty containers are deleted (those
+// that had children and have none left at a check), ZooKeeper's
+// znode.container.checkIntervalMs. Default: a minute, ZooKeeper's.
+func WithContainerCheck(every time.Duration) Option {
+	return func(o *options) {
+		if every > 0 {
+			o.containerCheck = every
+		}
+	}
+}

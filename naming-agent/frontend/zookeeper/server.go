@@ -43,6 +43,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	nextID    int64               // the next session id
 	ov        map[string]overlayV // OverlayChanged calls, by path
+	emptied   map[string]struct{} // containers emptied since the last check
 	closed    bool
 
 	stop      chan struct{}  // closed by Close: the loops end
@@ -72,6 +73,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		perIP:     map[string]int{},
 		listeners: map[net.Listener]struct{}{},
 		ov:        map[string]overlayV{},
+		emptied:   map[string]struct{}{},
 		stop:      make(chan struct{}),
 	}
 	s.started = s.now()
@@ -89,8 +91,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 			s.saver.run(s.stop)
 		}()
 	}
-	s.loopWG.Add(1)
+	s.loopWG.Add(2)
 	go s.expireLoop()
+	go s.containerLoop(o.containerCheck)
 	return s, nil
 }
 
@@ -212,7 +215,7 @@ func (s *Server) Close() error {
 }
 
 // commit finishes tx: its watches fire, the Observer will be told, and
-// containers it emptied go. It returns the save generation a reply must
+// containers it emptied are noted for the next check. It returns the save generation a reply must
 // wait for (0: none). Runs under mu.
 func (s *Server) commit(tx *txn) uint64 {
 	for _, f := range tx.fires {
@@ -223,18 +226,52 @@ func (s *Server) commit(tx *txn) uint64 {
 	if tx.persist {
 		gate = s.saver.mark()
 	}
-	s.reapContainers(tx.emptied)
+	s.noteEmptied(tx.emptied)
 	return gate
 }
 
-// reapContainers deletes the containers among paths that have had
-// children and have none left, each in a transaction of its own.
-// ZooKeeper's ContainerManager does it on a timer (every minute by
-// default); at once is what its clients see soonest, and is simpler.
-func (s *Server) reapContainers(paths []string) {
+// noteEmptied notes the containers among paths that have had children
+// and have none left: the next check deletes those still empty. As
+// ZooKeeper's ContainerManager, on a timer (every minute by default), not
+// at once: Curator makes containers (x-discovery's service nodes,
+// NodeCache's parents) and its caches would see one deleted under them
+// within a second where ZooKeeper keeps it for up to a minute.
+func (s *Server) noteEmptied(paths []string) {
 	for _, p := range paths {
+		if n := s.tree.get(p); n != nil && n.st.EphemeralOwner == containerOwner && len(n.kids) == 0 && n.st.Cversion > 0 {
+			s.emptied[p] = struct{}{}
+		}
+	}
+}
+
+func (s *Server) containerLoop(every time.Duration) {
+	defer s.loopWG.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.reapContainers()
+		}
+	}
+}
+
+// reapContainers deletes the containers emptied since the last check that
+// are still empty, each in a transaction of its own (ZooKeeper's
+// deleteContainer). A container a deletion empties goes at the next check.
+func (s *Server) reapContainers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	paths := s.emptied
+	s.emptied = map[string]struct{}{}
+	for p := range paths {
 		n := s.tree.get(p)
-		if n == nil || n.st.EphemeralOwner != containerOwner || len(n.kids) > 0 || n.st.Cversion == 0 {
+		if n == nil || n.st.EphemeralOwner != containerOwner || len(n.kids) > 0 {
 			continue
 		}
 		tx := s.tree.begin(0, s.now().UnixMilli())
