@@ -1,0 +1,156 @@
+package integration
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dubbogo/go-zookeeper/zk"
+)
+
+// TestPassthrough is issue 14's item 5 on two hosts: what a Dubbo app
+// writes beside its providers (the interface-app mapping, a metadata
+// report, its consumer node) goes through its host's ZooKeeper front end
+// to the registry, and the other host's apps read and watch it through
+// theirs; with ZooKeeper upstream it is in the real ZooKeeper at the
+// same path, for apps outside the mesh too. The ephemeral consumer node
+// goes on both hosts, and in ZooKeeper, when A's app session ends.
+func TestPassthrough(t *testing.T) { every(t, false, passthrough) }
+
+func passthrough(t *testing.T, be *backend) {
+	a := be.host(t, ipA, "", frontEndArgs(ipA)...)
+	b := be.host(t, ipB, "", frontEndArgs(ipB)...)
+	svc := unique("org.detour.pt.S")
+	app := unique("pt-app-")
+	mapping := "/dubbo/mapping/" + svc
+	meta := "/dubbo/metadata/" + app + "/rev1"
+	consumers := "/dubbo/" + svc + "/consumers"
+	consumer := consumers + "/" + url.QueryEscape("consumer://"+ipA+"/"+svc+"?application="+app+"&side=consumer")
+	var raw *ptConn // the real ZooKeeper, when upstream
+	if be.zkAddr != "" {
+		raw = ptDial(t, be.zkAddr)
+		t.Cleanup(func() {
+			for _, p := range []string{mapping, meta, "/dubbo/metadata/" + app, consumers, "/dubbo/" + svc} {
+				_ = raw.Delete(p, -1)
+			}
+		})
+	}
+
+	za, zb := ptDial(t, a.ZooKeeperAddr()), ptDial(t, b.ZooKeeperAddr())
+	ptCreate(t, za, mapping, "app", 0)
+	ptCreate(t, za, meta, `{"app":"`+app+`"}`, 0)
+	ptCreate(t, za, consumer, "", zk.FlagEphemeral)
+
+	read := func(c *ptConn, p string) string {
+		d, _, err := c.Get(p)
+		if err != nil {
+			return "<" + err.Error() + ">"
+		}
+		return string(d)
+	}
+	start := time.Now()
+	eventually(t, 20*time.Second, "B's front end has A's nodes", func() bool {
+		return read(zb, mapping) == "app" && read(zb, meta) == `{"app":"`+app+`"}` && read(zb, consumer) == ""
+	})
+	t.Logf("figure: A's three nodes readable through B's front end %v after A's creates", time.Since(start).Round(time.Millisecond))
+	if raw != nil {
+		if got := read(raw, mapping); got != "app" {
+			t.Errorf("real ZooKeeper %s = %q, want app", mapping, got)
+		}
+		_, st, err := raw.Get(consumer)
+		if err != nil || st.EphemeralOwner == 0 {
+			t.Errorf("real ZooKeeper %s: %+v %v, want an ephemeral node", consumer, st, err)
+		}
+	}
+	if _, err := zb.Create(mapping, []byte("other"), 0, zk.WorldACL(zk.PermAll)); !errors.Is(err, zk.ErrNodeExists) {
+		t.Errorf("B's create of A's node = %v, want NodeExists", err)
+	}
+
+	// B's app watches; A's app changes the mapping.
+	_, _, w, err := zb.GetW(mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if _, err := za.Set(mapping, []byte("app,app2"), -1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-w.EvtCh:
+		if ev.Type != zk.EventNodeDataChanged {
+			t.Errorf("B's watch: %v, want NodeDataChanged", ev.Type)
+		}
+		t.Logf("figure: B's data watch fired %v after A's setData", time.Since(start).Round(time.Millisecond))
+	case <-time.After(20 * time.Second):
+		t.Fatal("B's watch did not fire")
+	}
+
+	// A's app session ends: its consumer node goes everywhere.
+	_, _, cw, err := zb.ChildrenW(consumers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	za.Close()
+	select {
+	case <-cw.EvtCh:
+		t.Logf("figure: B's child watch fired %v after A's app closed its session", time.Since(start).Round(time.Millisecond))
+	case <-time.After(20 * time.Second):
+		t.Fatal("B's child watch did not fire when A's app session ended")
+	}
+	if ok, _, _ := zb.Exists(consumer); ok {
+		t.Error("A's consumer node still on B")
+	}
+	if raw != nil {
+		eventually(t, 10*time.Second, "the consumer node gone from ZooKeeper", func() bool {
+			ok, _, err := raw.Exists(consumer)
+			return err == nil && !ok
+		})
+	}
+	if got := read(zb, mapping); got != "app,app2" {
+		t.Errorf("persistent mapping on B after A's session ended: %q", got)
+	}
+	if strings.Contains(read(zb, meta), "<") {
+		t.Error("metadata gone from B with A's session")
+	}
+}
+
+// ptConn is a go-zookeeper client whose Close may be called twice (the
+// library's panics the second time).
+type ptConn struct {
+	*zk.Conn
+	once sync.Once
+}
+
+func (c *ptConn) Close() { c.once.Do(c.Conn.Close) }
+
+func ptDial(t *testing.T, addr string) *ptConn {
+	t.Helper()
+	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogger(quietZK{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &ptConn{Conn: conn}
+	t.Cleanup(c.Close)
+	eventually(t, 20*time.Second, "a session with "+addr, func() bool { return conn.State() == zk.StateHasSession })
+	return c
+}
+
+// ptCreate creates p with data and flags, its missing parents persistent.
+func ptCreate(t *testing.T, c *ptConn, p, data string, flags int32) {
+	t.Helper()
+	acl := zk.WorldACL(zk.PermAll)
+	for i := 1; i < len(p); i++ {
+		if p[i] == '/' {
+			if _, err := c.Create(p[:i], nil, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+				t.Fatalf("create %s: %v", p[:i], err)
+			}
+		}
+	}
+	if _, err := c.Create(p, []byte(data), flags, acl); err != nil {
+		t.Fatalf("create %s: %v", p, err)
+	}
+}
