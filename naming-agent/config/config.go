@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/detourmesh/detour/naming-agent/frontend/nacos"
 	"github.com/detourmesh/detour/naming-agent/frontend/zookeeper"
 )
 
@@ -50,6 +51,9 @@ type Frontends struct {
 	// ZooKeeper serves ZooKeeper's client protocol: the registry of Java
 	// Dubbo (Curator) and dubbo-go apps (naming-agent/frontend/zookeeper).
 	ZooKeeper zookeeper.Config `yaml:"zookeeper"`
+	// Nacos serves Nacos's naming API, 2.x gRPC on listen's port + 1000
+	// and 1.x HTTP on listen (naming-agent/frontend/nacos).
+	Nacos nacos.Config `yaml:"nacos"`
 }
 
 // Registry says which registry to use and how.
@@ -235,7 +239,7 @@ func Default() Config {
 			InitialWait:  2 * time.Second,
 		},
 		Defaults:  Service{Mesh: &yes, Protocol: "tcp", Timeout: 3 * time.Second, Retries: &two},
-		Frontends: Frontends{ZooKeeper: zookeeperOff()},
+		Frontends: Frontends{ZooKeeper: zookeeperOff(), Nacos: nacosOff()},
 	}
 }
 
@@ -243,6 +247,14 @@ func Default() Config {
 // address): a host may run a real ZooKeeper on 2181, the usual address.
 func zookeeperOff() zookeeper.Config {
 	c := zookeeper.Default()
+	c.Listen = ""
+	return c
+}
+
+// nacosOff is the Nacos front end's defaults, off: a host may run a real
+// Nacos on 8848.
+func nacosOff() nacos.Config {
+	c := nacos.Default()
 	c.Listen = ""
 	return c
 }

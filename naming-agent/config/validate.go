@@ -153,6 +153,13 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	if nc := c.Frontends.Nacos; nc.Listen != "" {
+		if err := nc.Validate(); err != nil {
+			for _, e := range unjoin(err) {
+				errs = append(errs, fmt.Errorf("frontends.nacos.%v", e))
+			}
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
