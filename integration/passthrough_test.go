@@ -17,7 +17,9 @@ import (
 // to the registry, and the other host's apps read and watch it through
 // theirs; with ZooKeeper upstream it is in the real ZooKeeper at the
 // same path, for apps outside the mesh too. The ephemeral consumer node
-// goes on both hosts, and in ZooKeeper, when A's app session ends.
+// goes on both hosts, and in ZooKeeper, when A's app session ends. What
+// an app writes while its host cannot reach the registry is written when
+// it can again.
 func TestPassthrough(t *testing.T) { every(t, false, passthrough) }
 
 func passthrough(t *testing.T, be *backend) {
@@ -116,6 +118,32 @@ func passthrough(t *testing.T, be *backend) {
 	if strings.Contains(read(zb, meta), "<") {
 		t.Error("metadata gone from B with A's session")
 	}
+
+	// B's registry out of reach (ZooKeeper: every host's; etcd: B's, A
+	// runs it): what B's app writes meanwhile is kept and written when
+	// the registry is back; B's app reads its own write throughout.
+	za2 := ptDial(t, a.ZooKeeperAddr())
+	rule := "/dubbo/config/dubbo/" + app + ".configurators"
+	if raw != nil {
+		t.Cleanup(func() { _ = raw.Delete(rule, -1) })
+	}
+	be.net.Cut()
+	ptCreate(t, zb, rule, "v1", 0)
+	if _, err := zb.Set(rule, []byte("v2"), -1); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(zb, rule); got != "v2" {
+		t.Errorf("B's app reads %q during the outage", got)
+	}
+	if be.zkAddr == "" { // etcd: A reaches its registry, and has no v2
+		if got := read(za2, rule); got == "v2" {
+			t.Errorf("A reads B's write during B's outage")
+		}
+	}
+	start = time.Now()
+	be.net.Restore()
+	eventually(t, 60*time.Second, "B's write during the outage on A", func() bool { return read(za2, rule) == "v2" })
+	t.Logf("figure: B's write during the outage on A %v after the registry came back", time.Since(start).Round(time.Millisecond))
 }
 
 // ptConn is a go-zookeeper client whose Close may be called twice (the
