@@ -182,3 +182,57 @@ func ptCreate(t *testing.T, c *ptConn, p, data string, flags int32) {
 		t.Fatalf("create %s: %v", p, err)
 	}
 }
+
+// TestPassthroughAgentRestart: B's agent SIGKILLed and started again
+// while B's app keeps its ZooKeeper session: what the app wrote stays in
+// the registry and on A throughout; after the restart B's front end has
+// the app's ephemeral node (its session restored) and its persistent
+// node (read back from the registry), and the app's delete reaches A.
+func TestPassthroughAgentRestart(t *testing.T) { every(t, false, passthroughAgentRestart) }
+
+func passthroughAgentRestart(t *testing.T, be *backend) {
+	a := be.host(t, ipA, "", frontEndArgs(ipA)...) // for etcd, the host that runs the registry
+	b := be.host(t, ipB, "", frontEndArgs(ipB)...)
+	svc := unique("org.detour.pt.R")
+	consumers := "/dubbo/" + svc + "/consumers"
+	consumer := consumers + "/" + url.QueryEscape("consumer://"+ipB+"/"+svc+"?side=consumer")
+	rule := "/dubbo/" + svc + "/configurators/override"
+	if be.zkAddr != "" {
+		raw := ptDial(t, be.zkAddr)
+		t.Cleanup(func() {
+			for _, p := range []string{rule, "/dubbo/" + svc + "/configurators", consumers, "/dubbo/" + svc} {
+				_ = raw.Delete(p, -1)
+			}
+		})
+	}
+	za, zb := ptDial(t, a.ZooKeeperAddr()), ptDial(t, b.ZooKeeperAddr())
+	ptCreate(t, zb, consumer, "c", zk.FlagEphemeral)
+	ptCreate(t, zb, rule, "weight=50", 0)
+	has := func(c *ptConn, p, want string) bool {
+		d, _, err := c.Get(p)
+		return err == nil && string(d) == want
+	}
+	eventually(t, 20*time.Second, "A reads B's nodes", func() bool { return has(za, consumer, "c") && has(za, rule, "weight=50") })
+
+	if err := b.Agent.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if !has(za, consumer, "c") || !has(za, rule, "weight=50") {
+		t.Error("A lost B's nodes when B's agent was killed")
+	}
+	start := time.Now()
+	if err := b.StartAgent(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "B's app back on its session, its nodes on B", func() bool {
+		return zb.State() == zk.StateHasSession && has(zb, consumer, "c") && has(zb, rule, "weight=50")
+	})
+	t.Logf("figure: B's app reads its nodes %v after B's agent was started again", time.Since(start).Round(time.Millisecond))
+	if !has(za, consumer, "c") || !has(za, rule, "weight=50") {
+		t.Error("A lost B's nodes over B's agent restart")
+	}
+	if err := zb.Delete(consumer, -1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "B's app's delete on A", func() bool { ok, _, err := za.Exists(consumer); return err == nil && !ok })
+}
