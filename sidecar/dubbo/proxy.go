@@ -31,9 +31,12 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // response and a late answer is dropped; time-outs, failed connects,
 // connections ending with calls in flight and error statuses
 // (failureStatus) count against the endpoint for outlier ejection.
-// Only a failed connect is retried (Retries times, on other endpoints):
-// a call that reached a provider is never sent twice, Dubbo calls are
-// not known to be idempotent.
+//
+// A call is retried (Retries times, each on another endpoint) only when
+// it is known that no provider ran it: its connect failed, or the
+// answer is SERVICE_NOT_FOUND, which a provider sends without invoking
+// anything and an ingress sends when it could not reach its app. Other
+// failures are passed on: Dubbo calls are not known to be idempotent.
 //
 // Set the exported fields before the first ServeConn; Proxy is then
 // safe for concurrent use.
@@ -176,6 +179,11 @@ func (p *Proxy) forward(d *downstream, h Header, f []byte) {
 		p.Cluster.Stats.Requests.Add(1)
 	}
 	cl := &call{d: d, id: h.ID, oneWay: !h.TwoWay()}
+	if p.Cluster != nil && p.Retries > 0 && !cl.oneWay {
+		// Kept for a retry after SERVICE_NOT_FOUND; f lives in the
+		// client's read buffer.
+		cl.req = append([]byte(nil), f...)
+	}
 	if !cl.oneWay {
 		if n := p.inflight.Add(1); p.MaxRequests > 0 && n > p.MaxRequests {
 			p.inflight.Add(-1)
@@ -185,13 +193,13 @@ func (p *Proxy) forward(d *downstream, h Header, f []byte) {
 		}
 		d.calls.Add(1)
 	}
-	p.dispatch(cl, f, nil, 0)
+	p.dispatch(cl, f, nil)
 }
 
 // dispatch picks an upstream for cl and sends f there: at once when a
 // connection to it is ready, else from a goroutine that dials (f is
 // copied: it lives in the client's read buffer).
-func (p *Proxy) dispatch(cl *call, f []byte, exclude *cluster.Endpoint, attempt int) {
+func (p *Proxy) dispatch(cl *call, f []byte, exclude *cluster.Endpoint) {
 	addr, ep := p.Target, (*cluster.Endpoint)(nil)
 	if p.Cluster != nil {
 		var err error
@@ -208,7 +216,11 @@ func (p *Proxy) dispatch(cl *call, f []byte, exclude *cluster.Endpoint, attempt 
 	if uc := p.pool.ready(addr); uc != nil && uc.send(cl, f) == nil {
 		return
 	}
-	f = append([]byte(nil), f...)
+	if cl.req != nil {
+		f = cl.req
+	} else {
+		f = append([]byte(nil), f...)
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -223,20 +235,31 @@ func (p *Proxy) dispatch(cl *call, f []byte, exclude *cluster.Endpoint, attempt 
 		if ep == nil {
 			p.Listener.Fail(kind)
 			p.Log.Debug("connect failed", zap.String("addr", addr), zap.Error(err))
-			p.answer(cl, StatusServerError, fmt.Sprintf("detour sidecar: connect %s: %v", addr, err))
+			// SERVICE_NOT_FOUND: the caller's sidecar may retry elsewhere.
+			p.answer(cl, StatusServiceNotFound, fmt.Sprintf("detour sidecar: connect %s: %v (the call was not sent)", addr, err))
 			return
 		}
 		p.failure(ep, kind)
 		ep.End()
-		if attempt < p.Retries { // nothing was sent: safe to try another
-			p.Listener.Retries.Add(1)
-			p.Cluster.Stats.Retries.Add(1)
-			p.dispatch(cl, f, ep, attempt+1)
+		if p.retry(cl, f, ep) { // nothing was sent
 			return
 		}
 		cl.ep = nil
 		p.answer(cl, StatusServerError, fmt.Sprintf("detour sidecar: connect %s: %v", addr, err))
 	}()
+}
+
+// retry sends cl again, to an endpoint other than ep, when it may: f
+// was not run by any provider. It reports whether it did.
+func (p *Proxy) retry(cl *call, f []byte, ep *cluster.Endpoint) bool {
+	if cl.attempt >= p.Retries {
+		return false
+	}
+	cl.attempt++
+	p.Listener.Retries.Add(1)
+	p.Cluster.Stats.Retries.Add(1)
+	p.dispatch(cl, f, ep)
+	return true
 }
 
 // response sends an upstream's response back to its caller.
@@ -251,6 +274,15 @@ func (p *Proxy) response(uc *upConn, h Header, f []byte) {
 		return
 	}
 	cl.timer.Stop()
+	counted := false
+	if ep := cl.ep; ep != nil && h.Status == StatusServiceNotFound && cl.req != nil {
+		p.failure(ep, stats.DubboStatus)
+		ep.End()
+		if p.retry(cl, cl.req, ep) {
+			return
+		}
+		cl.ep, counted = nil, true
+	}
 	var hdr [HeaderLen]byte
 	copy(hdr[:], f)
 	SetID(hdr[:], cl.id)
@@ -266,7 +298,7 @@ func (p *Proxy) response(uc *upConn, h Header, f []byte) {
 			p.Cluster.Success(ep)
 		}
 		ep.End()
-	} else if failed {
+	} else if failed && !counted {
 		p.Listener.Fail(stats.DubboStatus)
 	}
 	p.inflight.Add(-1)

@@ -319,3 +319,34 @@ func eventually(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// An ingress that cannot reach its app answers SERVICE_NOT_FOUND (the
+// call was not sent); the caller's egress retries that on another
+// endpoint when Retries allows, else passes it on.
+func TestNotSentRetried(t *testing.T) {
+	good := newFakeServer(t, "good")
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadApp := ln.Addr().String()
+	ln.Close()
+	ingress := serve(t, &Proxy{Target: deadApp})
+	for _, retries := range []int{0, 2} {
+		p := &Proxy{Cluster: testCluster(100, ingress, good.addr()), Retries: retries}
+		c := dialClient(t, serve(t, p))
+		notFound := 0
+		for id := range 10 {
+			switch r := c.call(uint64(id), "x"); r.h.Status {
+			case StatusOK:
+			case StatusServiceNotFound:
+				notFound++
+			default:
+				t.Errorf("retries %d: call %d: %+v %q", retries, id, r.h, r.body)
+			}
+		}
+		if want := map[int]int{0: 5, 2: 0}[retries]; notFound != want {
+			t.Errorf("retries %d: %d calls answered SERVICE_NOT_FOUND; want %d", retries, notFound, want)
+		}
+		if n := p.Listener.Failures[stats.DubboStatus].Load(); n == 0 {
+			t.Errorf("retries %d: SERVICE_NOT_FOUND not counted against the ingress", retries)
+		}
+	}
+}

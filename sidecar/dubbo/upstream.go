@@ -53,6 +53,9 @@ type call struct {
 	uc     *upConn
 	upID   uint64
 	timer  *time.Timer
+	// req is the request frame, kept for a retry (egress with retries).
+	req     []byte
+	attempt int
 }
 
 // usable says new calls may go on uc.

@@ -47,6 +47,9 @@ func goJobs() []*goJob {
 		{Title: "Scale: one agent, N endpoints (N/10 services × 10), all subscribed", Pkgs: "./naming-agent/e2e", Bench: "Scale",
 			Full: "20x", Quick: "5x", Env: []string{"DETOUR_BENCH_ENDPOINTS=1000,10000,50000,100000"},
 			Explain: "The naming-agent binary as its own process against an etcd server, the registry populated with N/10 services of 10 endpoints each, every service subscribed by the benchmark (the app): time to subscribe them all, the agent's RSS and Go heap, start-up with the registry unreachable until every service resolves from the on-disk cache, start-up with the registry up, resolve p50/p99 over random services, and 1,000 concurrent watchers of one service: time until one change reached all of them. 100,000 endpoints is the issue's 10,000 services × 10."},
+		{Title: "Dubbo calls: direct, through one sidecar, through two", Pkgs: "./bench/dubbo", Bench: "Dubbo",
+			Full: "200000x", Quick: "10x",
+			Explain: "Dubbo's own protocol (`dubbo://`, 200-byte bodies each way) from one client connection with 32 calls in flight, as a Dubbo consumer multiplexes them, to a Go provider in the benchmark's process: `direct`, `one-sidecar` (B's ingress), `two-hops` (A's egress → B's ingress, each call balanced, timed and matched back). Sidecars are the real binaries with `GOMAXPROCS=1`, driven by their agents. calls/s, p50/p99 of a call, and `cpu-us/call`, the sidecars' CPU time (`/proc/PID/stat`, both of them on two-hops) per call. MOSN's Dubbo proxy is not beside it (not built here)."},
 		{Title: "Sidecar micro-benchmarks", Pkgs: "./sidecar/...", Bench: ".", Full: "2s", Quick: "10x", Flags: []string{"-benchmem"},
 			Explain: "In-process: a load-balancer pick, an L4 connection and bulk streaming through the proxy, an HTTP/1.1 request through the L7 path. Allocation counts include the test's own client and app; compare each with its `direct` line."},
 	}

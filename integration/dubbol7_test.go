@@ -1,0 +1,351 @@
+package integration
+
+import (
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/detourmesh/detour/internal/testbed"
+	"github.com/detourmesh/detour/registry-adapters/registry"
+)
+
+// TestDubboGoL7 is issue 15 end to end: Dubbo's own protocol balanced
+// per call by the sidecar. One unmodified dubbo-go consumer on A (every
+// provider collapses into A's egress, one provider URL, over which
+// dubbo-go opens a few connections of its pool) and three dubbo-go providers
+// on B, C and D (one host each: an agent fronts one publication of a
+// service per host), every app registered through its host's ZooKeeper
+// front end, 200 calls/s, the service's timeout 500 ms on A. Phases, the
+// calls going on throughout, failed calls counted in each:
+//
+//   - 1,000 calls: each provider's share within ±20 % of a third (A's
+//     endpoint counts), over one connection from A to each, none failed;
+//   - B's sidecar SIGKILLed and back (at L4: 47-105 failed calls);
+//   - D's provider SIGSTOPped (accepts, never answers): ejected after
+//     five time-outs in a row, then 1,000 calls with none failed;
+//   - C's provider SIGKILLed;
+//   - A's sidecar SIGKILLed (fallback: the consumer on the providers
+//     directly) and back.
+//
+// It runs on embedded etcd only: the registry is not what it tests.
+func TestDubboGoL7(t *testing.T) { dubboGoL7(t, etcdBackend(t)) }
+
+// l7Config is A's agent config: the service's timeout, and outlier
+// settings that let two of three endpoints be out (a hung one and a
+// dead one) without panic routing.
+const l7Config = `services:
+  ` + dubboService + `:
+    timeout: 500ms
+outlier:
+  consecutive_failures: 5
+  base_ejection_time: 30s
+  max_ejection_time: 300s
+  max_ejection_percent: 50
+  panic_threshold: 30
+`
+
+// l7Mesh is the dubbo-go consumer on A and its three providers.
+type l7Mesh struct {
+	a         *host
+	hosts     []*host // B, C, D
+	names     []string
+	providers []*testbed.Proc
+	apps      []string // each provider's own address
+	ingress   []string // each provider's registered ingress
+	regs      *timeline[[]registry.Endpoint]
+	consumer  *dubboConsumer
+	failed    int // in the phases
+}
+
+// hostD is a fourth host on the suite's network, beside A, B and C.
+func hostD() string { return ipC[:strings.LastIndex(ipC, ".")] + ".5" }
+
+func dubboGoL7(t *testing.T, be *backend) {
+	dir := dubbogoBin(t)
+	m := &l7Mesh{names: []string{"B", "C", "D"}}
+	m.a = be.host(t, ipA, l7Config, frontEndArgs(ipA)...)
+	for _, ip := range []string{ipB, ipC, hostD()} {
+		m.hosts = append(m.hosts, be.host(t, ip, "", frontEndArgs(ip)...))
+	}
+	for _, h := range append([]*host{m.a}, m.hosts...) {
+		h.startSidecar()
+	}
+	for _, h := range append([]*host{m.a}, m.hosts...) {
+		h.waitSidecar("up")
+	}
+	m.regs = watchRegistry(t, be.reader(t), dubboService)
+	started := time.Now()
+	for i, h := range m.hosts {
+		port := freePort(t, h.IP)
+		m.apps = append(m.apps, net.JoinHostPort(h.IP, strconv.Itoa(port)))
+		m.providers = append(m.providers, appIn(t, dir, "dubbo-provider", "--host", h.IP, "--port", strconv.Itoa(port),
+			"--registry", "zookeeper://"+h.ZooKeeperAddr(), "--registry-type", "interface", "--protocol", "dubbo",
+			"--name", "provider-"+m.names[i], "--session-timeout", "30s"))
+	}
+	eps, _ := m.regs.wait(t, started, 60*time.Second, "three providers registered at their ingress", func(eps []registry.Endpoint) bool {
+		return len(eps) == 3 && m.allMesh(eps)
+	})
+	for _, h := range m.hosts {
+		for _, ep := range eps {
+			if host, _, _ := net.SplitHostPort(ep.Addr); host == h.IP {
+				m.ingress = append(m.ingress, ep.Addr)
+			}
+		}
+	}
+	m.a.waitAnswer(dubboService, "A's egress", func(x testbed.Answer) bool { return x.Mesh && len(x.Endpoints) == 1 && len(x.Fallback) == 3 })
+	m.waitRoutable(t, "all three providers healthy on A", 0, 1, 2)
+	m.checkProtocols(t)
+
+	p := appIn(t, dir, "dubbo-consumer", "--registry", "zookeeper://"+m.a.ZooKeeperAddr(), "--registry-type", "interface",
+		"--protocol", "dubbo", "--rate", "200", "--timeout", "2s", "--wait", "30s")
+	m.consumer = &dubboConsumer{Proc: p, rate: 200}
+	m.consumer.waitOK(t, 1, "the consumer's first call")
+
+	m.balanced(t)
+	m.serverSidecarKilled(t)
+	m.hungProvider(t)
+	m.providerKilled(t)
+	m.clientSidecarKilled(t)
+
+	total := m.consumer.stop(t)
+	t.Logf("figure: dubbo-go on L7, whole run: ok=%d failed=%d (%d in the phases)", total.OK, total.Failed, m.failed)
+	for _, line := range failures(t, m.consumer.Proc) {
+		t.Logf("  %s", line)
+	}
+	if total.Failed != m.failed {
+		t.Errorf("%d calls failed outside the phases", total.Failed-m.failed)
+	}
+}
+
+func (m *l7Mesh) allMesh(eps []registry.Endpoint) bool {
+	for _, ep := range eps {
+		if ep.Metadata["detour.mesh"] != "true" {
+			return false
+		}
+	}
+	return true
+}
+
+// endpoint is A's view of provider i's endpoint (by host: its address
+// changes while its host's sidecar is down).
+func (m *l7Mesh) endpoint(t *testing.T, i int) (health string, ejected bool, requests uint64) {
+	t.Helper()
+	for _, c := range sidecarStats(t, m.a).Clusters {
+		if c.Service != dubboService {
+			continue
+		}
+		for _, e := range c.Endpoints {
+			if host, _, _ := net.SplitHostPort(e.Addr); host == m.hosts[i].IP {
+				return e.Health, e.Ejected, e.Requests
+			}
+		}
+	}
+	return "absent", false, 0
+}
+
+// waitRoutable waits until A routes to providers is (healthy or
+// bypass, not ejected).
+func (m *l7Mesh) waitRoutable(t *testing.T, what string, is ...int) {
+	t.Helper()
+	eventually(t, 30*time.Second, what, func() bool {
+		for _, i := range is {
+			if h, ej, _ := m.endpoint(t, i); ej || (h != "healthy" && h != "bypass") {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// checkProtocols: A's egress and cluster and every ingress are Dubbo's.
+func (m *l7Mesh) checkProtocols(t *testing.T) {
+	t.Helper()
+	type item struct {
+		Service  string `json:"service"`
+		Protocol string `json:"protocol"`
+	}
+	var cfg struct {
+		Snapshot struct {
+			Egress   []item `json:"egress"`
+			Ingress  []item `json:"ingress"`
+			Clusters []item `json:"clusters"`
+		} `json:"snapshot"`
+	}
+	for _, h := range append([]*host{m.a}, m.hosts...) {
+		c := &testbed.Client{Base: "http://" + h.AdminAddr()}
+		if err := c.Do(h.ctx, http.MethodGet, "/config", nil, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range append(append(cfg.Snapshot.Egress, cfg.Snapshot.Ingress...), cfg.Snapshot.Clusters...) {
+			if it.Service == dubboService && it.Protocol != "PROTOCOL_DUBBO" {
+				t.Errorf("%s's sidecar handles %s as %s", h.IP, dubboService, it.Protocol)
+			}
+		}
+	}
+}
+
+// clean waits for a second of calls with none failed (up to 30 s) and
+// returns when it began.
+func (m *l7Mesh) clean(t *testing.T, what string) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		began := time.Now()
+		r0 := m.consumer.snapshot(t)
+		r1 := m.consumer.waitOK(t, r0.OK+m.consumer.rate, what+": a second of calls")
+		if r1.Failed == r0.Failed {
+			return began
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: calls still failing 30 s on", what)
+		}
+	}
+}
+
+func (m *l7Mesh) phase(t *testing.T, what string, r0 testbed.Report, detail string) {
+	t.Helper()
+	r1 := m.consumer.snapshot(t)
+	m.failed += r1.Failed - r0.Failed
+	t.Logf("figure: dubbo-go on L7, %s at %d calls/s: ok=%d failed=%d; %s", what, m.consumer.rate, r1.OK-r0.OK, r1.Failed-r0.Failed, detail)
+}
+
+// balanced: 1,000 calls over the consumer's connection, spread over the
+// three providers within ±20 % of a third each.
+func (m *l7Mesh) balanced(t *testing.T) {
+	t.Helper()
+	var before [3]uint64
+	for i := range before {
+		_, _, before[i] = m.endpoint(t, i)
+	}
+	r0 := m.consumer.snapshot(t)
+	r1 := m.consumer.waitOK(t, r0.OK+1000, "1,000 calls")
+	var got [3]uint64
+	var sum uint64
+	for i := range got {
+		_, _, n := m.endpoint(t, i)
+		got[i] = n - before[i]
+		sum += got[i]
+	}
+	egress := sidecarStats(t, m.a).Listener("egress", dubboService)
+	t.Logf("figure: dubbo-go on L7, %d calls over %d connection(s) open on A's egress: provider-B %d, provider-C %d, provider-D %d (failed %d)",
+		r1.OK-r0.OK, egress.Active, got[0], got[1], got[2], r1.Failed-r0.Failed)
+	for i, n := range got {
+		if mean := float64(sum) / 3; float64(n) < 0.8*mean || float64(n) > 1.2*mean {
+			t.Errorf("provider-%s got %d of %d calls; want within ±20 %% of a third", m.names[i], n, sum)
+		}
+	}
+	// dubbo-go keeps up to 16 connections per provider URL (getty's
+	// connection-number) and spreads its calls over them; A's sidecar
+	// keeps one to each provider whatever their number.
+	for i := range m.hosts {
+		if c := sidecarStats(t, m.a).Endpoint(dubboService, m.ingress[i]).Conns; c != 1 {
+			t.Errorf("A opened %d connections to provider-%s's ingress; want one, shared by every call", c, m.names[i])
+		}
+	}
+	if r1.Failed != r0.Failed {
+		t.Errorf("%d calls failed with nothing changing", r1.Failed-r0.Failed)
+	}
+}
+
+// serverSidecarKilled: B's sidecar SIGKILLed, then back. The calls in
+// flight on A's connection to B's ingress fail; the next ones to B are
+// refused and retried on C and D, then go to B's app (B's agent
+// registers it, or A bypasses).
+func (m *l7Mesh) serverSidecarKilled(t *testing.T) {
+	t.Helper()
+	r0 := m.consumer.snapshot(t)
+	killed := time.Now()
+	m.hosts[0].killSidecar()
+	_, reg := m.regs.wait(t, killed, 30*time.Second, "B registers its app's own port", func(eps []registry.Endpoint) bool {
+		for _, ep := range eps {
+			if ep.Addr == m.apps[0] {
+				return true
+			}
+		}
+		return false
+	})
+	clean := m.clean(t, "B's sidecar down")
+	m.phase(t, "B's sidecar SIGKILLed", r0, "the app's own port registered "+since(killed, reg)+" after the kill; a second without failure began "+since(killed, clean)+" after it (at L4: 47-105 failed)")
+
+	r0 = m.consumer.snapshot(t)
+	back := time.Now()
+	m.hosts[0].startSidecar()
+	_, reg = m.regs.wait(t, back, 30*time.Second, "B registers its ingress again", func(eps []registry.Endpoint) bool { return len(eps) == 3 && m.allMesh(eps) })
+	m.waitRoutable(t, "B's ingress healthy on A", 0)
+	clean = m.clean(t, "B's sidecar back")
+	m.phase(t, "B's sidecar started again", r0, "B's ingress registered "+since(back, reg)+" after the start; a second without failure began "+since(back, clean)+" after it")
+}
+
+// hungProvider: D's provider SIGSTOPped: it still accepts (the kernel
+// does) and never answers. Each call sent there times out at 500 ms;
+// five in a row eject it; the calls sent after that all succeed.
+func (m *l7Mesh) hungProvider(t *testing.T) {
+	t.Helper()
+	r0 := m.consumer.snapshot(t)
+	stopped := time.Now()
+	m.providers[2].Signal(syscall.SIGSTOP)
+	var ejected time.Time
+	eventually(t, 30*time.Second, "D ejected on A", func() bool {
+		_, ej, _ := m.endpoint(t, 2)
+		ejected = time.Now()
+		return ej
+	})
+	// The calls sent to D before its ejection end at their time-out.
+	r1 := m.consumer.waitOK(t, m.consumer.snapshot(t).OK+m.consumer.rate, "a second after the ejection")
+	r2 := m.consumer.waitOK(t, r1.OK+1000, "1,000 calls after the ejection")
+	m.failed += r1.Failed - r0.Failed
+	t.Logf("figure: dubbo-go on L7, D's provider SIGSTOPped at %d calls/s: ejected %s after the stop, %d calls failed until a second after it (time-outs of 500 ms); then %d calls with %d failed",
+		m.consumer.rate, since(stopped, ejected), r1.Failed-r0.Failed, r2.OK-r1.OK, r2.Failed-r1.Failed)
+	if r2.Failed != r1.Failed {
+		t.Errorf("%d calls failed after D's ejection", r2.Failed-r1.Failed)
+		m.failed += r2.Failed - r1.Failed
+	}
+	m.providers[2].Signal(syscall.SIGCONT)
+}
+
+// providerKilled: C's provider SIGKILLed: C's ingress finds nothing to
+// connect to and answers errors, which eject C on A, and C's sidecar
+// reports it down.
+func (m *l7Mesh) providerKilled(t *testing.T) {
+	t.Helper()
+	r0 := m.consumer.snapshot(t)
+	killed := time.Now()
+	if err := m.providers[1].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	var out time.Time
+	eventually(t, 30*time.Second, "C out of A's routing", func() bool {
+		h, ej, _ := m.endpoint(t, 1)
+		out = time.Now()
+		return ej || (h != "healthy" && h != "bypass")
+	})
+	clean := m.clean(t, "C's provider dead")
+	m.phase(t, "C's provider SIGKILLed", r0, "C out of A's routing "+since(killed, out)+" after the kill; a second without failure began "+since(killed, clean)+" after it")
+}
+
+// clientSidecarKilled: A's sidecar SIGKILLed: the consumer gets the
+// providers' own URLs and calls them directly; back, A's egress again.
+func (m *l7Mesh) clientSidecarKilled(t *testing.T) {
+	t.Helper()
+	r0 := m.consumer.snapshot(t)
+	killed := time.Now()
+	m.a.killSidecar()
+	m.a.waitAnswer(dubboService, "fallback on A", func(x testbed.Answer) bool { return !x.Mesh })
+	clean := m.clean(t, "A's sidecar down")
+	m.phase(t, "A's sidecar SIGKILLed", r0, "a second without failure began "+since(killed, clean)+" after the kill")
+
+	r0 = m.consumer.snapshot(t)
+	back := time.Now()
+	m.a.startSidecar()
+	m.a.waitSidecar("up")
+	eventually(t, 30*time.Second, "the consumer on A's egress again", func() bool {
+		return sidecarStats(t, m.a).Listener("egress", dubboService).Active > 0
+	})
+	moved := time.Now()
+	clean = m.clean(t, "A's sidecar back")
+	m.phase(t, "A's sidecar started again", r0, "the consumer on A's egress "+since(back, moved)+" after the start (polled), a second without failure began "+since(back, clean)+" after it")
+}
