@@ -290,3 +290,46 @@ func TestPassthroughRestart(t *testing.T) {
 		t.Error("persistent parent not read back from the store")
 	}
 }
+
+// TestPassthroughForeignKeys: what the store holds that this front end
+// must not serve (the rewrite layer's paths, keys that are no ZooKeeper
+// path, the server's own /zookeeper) is left out; the rest is served.
+func TestPassthroughForeignKeys(t *testing.T) {
+	store := frontend.NewMemoryStore()
+	ctx := context.Background()
+	for _, k := range []string{"/dubbo/S/providers/p1", "/dubbo/a//b", "/dubbo/./b", "/dubbo/a\x00b", "/dubbo/", "/zookeeper/quota/x", "/dubbo/ok"} {
+		_ = store.Put(ctx, k, []byte("v"), false)
+	}
+	srv, _ := startHost(t, store, nil)
+	zc := connectZK(t, srv.addr, 10*time.Second)
+	eventually(t, "the good key served", func() bool { return dataOf(zc, "/dubbo/ok") == "v" })
+	kids, _, err := zc.Children("/dubbo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kids) != 1 || kids[0] != "ok" {
+		t.Errorf("/dubbo has %q, want only ok", kids)
+	}
+}
+
+func TestPassthroughConfig(t *testing.T) {
+	if err := DefaultPassthrough().Validate(); err != nil {
+		t.Errorf("default: %v", err)
+	}
+	if err := (PassthroughConfig{Roots: []string{"/"}}).Validate(); err != nil {
+		t.Errorf("[/]: %v", err)
+	}
+	cfg := Default()
+	cfg.Passthrough.Roots = []string{"dubbo", "/zookeeper/x", "/a", "/a/b", "/c/"}
+	err := cfg.Validate()
+	for _, want := range []string{
+		`passthrough.roots[0]: "dubbo" is not a ZooKeeper path`,
+		`passthrough.roots[1]: "/zookeeper/x" is the server's own`,
+		`passthrough.roots[3]: "/a/b" overlaps roots[2] "/a"`,
+		`passthrough.roots[4]: "/c/" is not a ZooKeeper path`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want %q", err, want)
+		}
+	}
+}
