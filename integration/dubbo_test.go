@@ -12,6 +12,7 @@ import (
 
 	"github.com/detourmesh/detour/internal/testbed"
 	"github.com/detourmesh/detour/registry-adapters/registry"
+	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubboapp"
 	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubbourl"
 )
 
@@ -43,8 +44,7 @@ import (
 // connections have ended (an L4 splice is counted when it returns, see
 // testbed.Counters).
 //
-// Application-level registration (/services/APP) is not rewritten by the
-// front end yet: it is not tested here.
+// Application-level registration (/services/APP): TestDubboGoAppLevel.
 func TestDubboGoFrontEnds(t *testing.T) { every(t, false, dubboGoFrontEnds) }
 
 const (
@@ -72,6 +72,9 @@ type dubboMesh struct {
 	be       *backend
 	upstream string // the registry's name, for the figures
 	protocol string // the apps' Dubbo protocol: dubbo or tri
+	level    string // the apps' registry-type: interface or service
+	service  string // the mesh service: the interface, or APP:PROTOCOL
+	viewDir  string // what A's consumer reads: the providers or the app's instances
 	a, b     *host
 	reg      registry.Registry
 	provider *testbed.Proc
@@ -105,8 +108,25 @@ func startDubboMesh(t *testing.T, be *backend) *dubboMesh {
 // tri); the figures name the protocol when it is not dubbo.
 func startDubboMeshOn(t *testing.T, be *backend, protocol string) *dubboMesh {
 	t.Helper()
+	return startDubboMeshAt(t, be, protocol, "interface")
+}
+
+// startDubboMeshAt starts the pair on protocol with registry-type level:
+// interface (Dubbo 2's providers) or service (Dubbo 3's application-level
+// instances, metadata in the remote report).
+func startDubboMeshAt(t *testing.T, be *backend, protocol, level string) *dubboMesh {
+	t.Helper()
 	dir := dubbogoBin(t)
-	m := &dubboMesh{be: be, upstream: path.Base(t.Name()), protocol: protocol}
+	m := &dubboMesh{be: be, upstream: path.Base(t.Name()), protocol: protocol, level: level,
+		service: dubboService, viewDir: dubboProviders}
+	appArgs := []string{"--registry-type", level}
+	var provArgs []string
+	if level == "service" {
+		app := unique("greeter-app-")
+		m.service, m.viewDir = dubboapp.ServiceName(app, protocol), dubboapp.Dir(app)
+		provArgs = []string{"--app", app, "--metadata", "remote"}
+		m.upstream = "application-level, " + m.upstream
+	}
 	if protocol != "dubbo" {
 		m.upstream = protocol + ", " + m.upstream
 	}
@@ -117,31 +137,34 @@ func startDubboMeshOn(t *testing.T, be *backend, protocol string) *dubboMesh {
 	m.a.waitSidecar("up")
 	m.b.waitSidecar("up")
 	m.reg = be.reader(t)
-	m.regs = watchRegistry(t, m.reg, dubboService)
+	m.regs = watchRegistry(t, m.reg, m.service)
 
 	m.appPort = freePort(t, m.b.IP)
 	m.appAddr = net.JoinHostPort(m.b.IP, strconv.Itoa(m.appPort))
 	started := time.Now()
-	m.provider = appIn(t, dir, "dubbo-provider", "--host", m.b.IP, "--port", strconv.Itoa(m.appPort),
-		"--registry", "zookeeper://"+m.b.ZooKeeperAddr(), "--registry-type", "interface", "--protocol", protocol, "--name", "provider-B")
+	m.provider = appIn(t, dir, "dubbo-provider", append(append([]string{"--host", m.b.IP, "--port", strconv.Itoa(m.appPort),
+		"--registry", "zookeeper://" + m.b.ZooKeeperAddr(), "--protocol", protocol, "--name", "provider-B"}, appArgs...), provArgs...)...)
 	eps, at := m.regs.wait(t, started, 60*time.Second, "B's ingress registered for the dubbo-go provider", func(eps []registry.Endpoint) bool {
 		return len(eps) == 1 && eps[0].Addr != m.appAddr && eps[0].Metadata["detour.mesh"] == "true"
 	})
 	m.ingress = eps[0].Addr
 	t.Logf("figure: dubbo-go (%s): provider started -> B's ingress %s in the registry in %v", m.upstream, m.ingress, at.Sub(started).Round(time.Millisecond))
-	ans := m.a.waitAnswer(dubboService, "mesh answer", func(x testbed.Answer) bool { return x.Mesh && len(x.Endpoints) == 1 })
+	ans := m.a.waitAnswer(m.service, "mesh answer", func(x testbed.Answer) bool { return x.Mesh && len(x.Endpoints) == 1 })
 	m.egress = ans.Endpoints[0].Addr
 	if len(ans.Fallback) != 1 || ans.Fallback[0].Addr != m.appAddr {
 		t.Errorf("A's fallback = %v, want the provider's own %s", ans.Fallback, m.appAddr)
 	}
-	m.view = watchChildren(t, m.a.ZooKeeperAddr(), dubboProviders)
+	m.view = watchChildren(t, m.a.ZooKeeperAddr(), m.viewDir)
+	if level == "service" {
+		m.shareMetadata(t)
+	}
 
 	// The first stretch through the mesh starts with the consumer: its
 	// count starts at its first answered call (--wait).
 	m.mark = meshMark{a: sidecarStats(t, m.a), b: sidecarStats(t, m.b)}
 	started = time.Now()
-	p := appIn(t, dir, "dubbo-consumer", "--registry", "zookeeper://"+m.a.ZooKeeperAddr(), "--registry-type", "interface",
-		"--protocol", protocol, "--rate", strconv.Itoa(dubboRate), "--wait", "30s")
+	p := appIn(t, dir, "dubbo-consumer", append([]string{"--registry", "zookeeper://" + m.a.ZooKeeperAddr(),
+		"--protocol", protocol, "--rate", strconv.Itoa(dubboRate), "--wait", "30s"}, appArgs...)...)
 	m.consumer = &dubboConsumer{Proc: p, rate: dubboRate}
 	m.consumer.waitOK(t, 1, "the consumer's first counted call")
 	t.Logf("figure: dubbo-go (%s): consumer started -> calls counted in %v", m.upstream, time.Since(started).Round(time.Millisecond))
@@ -157,9 +180,19 @@ func providerAddr(name string) string {
 	return net.JoinHostPort(u.Host, strconv.Itoa(u.Port))
 }
 
-// only reports whether kids is one provider at addr.
-func only(addr string) func([]string) bool {
-	return func(kids []string) bool { return len(kids) == 1 && providerAddr(kids[0]) == addr }
+// only reports whether kids is one provider (one instance) at addr.
+func (m *dubboMesh) only(addr string) func([]string) bool {
+	return func(kids []string) bool { return len(kids) == 1 && m.nodeAddr(kids[0]) == addr }
+}
+
+// nodeAddr is where a node of the view says to dial: a provider URL's
+// host:port, or an instance node's name (the front end names each
+// instance by the address it shows).
+func (m *dubboMesh) nodeAddr(name string) string {
+	if m.level == "service" {
+		return name
+	}
+	return providerAddr(name)
 }
 
 // checkTakeover: the registry holds B's ingress with the app's own
@@ -167,6 +200,10 @@ func only(addr string) func([]string) bool {
 // sidecars.
 func (m *dubboMesh) checkTakeover(t *testing.T) {
 	t.Helper()
+	if m.level == "service" {
+		m.checkAppTakeover(t)
+		return
+	}
 	eps := registered(t, m.reg, dubboService)
 	if len(eps) != 1 {
 		t.Fatalf("registry holds %v", eps)
@@ -190,7 +227,7 @@ func (m *dubboMesh) checkTakeover(t *testing.T) {
 		m.checkZooKeeperNode(t)
 	}
 
-	kids, _ := m.view.wait(t, time.Time{}, 10*time.Second, "A's front end answers A's egress", only(m.egress))
+	kids, _ := m.view.wait(t, time.Time{}, 10*time.Second, "A's front end answers A's egress", m.only(m.egress))
 	u, err := dubbourl.ParseNodeName(kids[0])
 	if err != nil {
 		t.Fatal(err)

@@ -52,7 +52,7 @@ func (m *dubboMesh) checkPath(t *testing.T, what string, via callPath) {
 		return
 	}
 	a := sidecarStats(t, m.a)
-	egress := a.Listener("egress", dubboService)
+	egress := a.Listener("egress", m.service)
 	switch via {
 	case viaDirect:
 		if egress.Active != 0 {
@@ -63,15 +63,15 @@ func (m *dubboMesh) checkPath(t *testing.T, what string, via callPath) {
 			t.Errorf("%s: no connection open on A's egress", what)
 		}
 	case viaMesh:
-		ep := a.Endpoint(dubboService, m.ingress)
+		ep := a.Endpoint(m.service, m.ingress)
 		hop, unit := ep.Active, "connections open"
 		if m.l7() {
 			// A's egress sends the requests on over HTTP/2 connections of
 			// its own pool, which the endpoint does not count: its
 			// requests since the stretch began show the hop.
-			hop, unit = int64(ep.Requests-m.mark.a.Endpoint(dubboService, m.ingress).Requests), "requests since the stretch began"
+			hop, unit = int64(ep.Requests-m.mark.a.Endpoint(m.service, m.ingress).Requests), "requests since the stretch began"
 		}
-		ingress := sidecarStats(t, m.b).Listener("ingress", dubboService)
+		ingress := sidecarStats(t, m.b).Listener("ingress", m.service)
 		if egress.Active == 0 || hop == 0 || ingress.Active == 0 {
 			t.Errorf("%s: connections open on A's egress %d, from A to B's ingress %d (%s), on B's ingress %d; want each > 0",
 				what, egress.Active, hop, unit, ingress.Active)
@@ -108,9 +108,10 @@ func (m *dubboMesh) markMesh(t *testing.T) {
 	m.mark = meshMark{ok: r.OK, inflight: r.Inflight, a: a, b: b}
 }
 
-// l7 reports whether the sidecars carry the apps' protocol as HTTP/2
-// requests (Triple, handled as gRPC) rather than at L4 (dubbo).
-func (m *dubboMesh) l7() bool { return m.protocol == "tri" }
+// l7 reports whether the sidecars carry the apps' protocol per call on
+// pooled connections of their own: Triple as gRPC, and dubbo since the
+// sidecar speaks it (sidecar/dubbo, PROTOCOL_DUBBO).
+func (m *dubboMesh) l7() bool { return m.protocol == "tri" || m.protocol == "dubbo" }
 
 // carried checks, once the stretch's connections have ended (a hop
 // killed), that every sidecar still up counted at least a dubbo header
@@ -134,12 +135,12 @@ func (m *dubboMesh) carried(t *testing.T, what string, ok int, inToo bool) {
 	}
 	var hops []hop
 	if running(m.a.Sidecar) {
-		hops = append(hops, hop{"A's egress", m.a, func() testbed.Counters { return m.mark.a.Listener("egress", dubboService) },
-			func(s testbed.SidecarStats) testbed.Counters { return s.Listener("egress", dubboService) }})
+		hops = append(hops, hop{"A's egress", m.a, func() testbed.Counters { return m.mark.a.Listener("egress", m.service) },
+			func(s testbed.SidecarStats) testbed.Counters { return s.Listener("egress", m.service) }})
 	}
 	if running(m.b.Sidecar) {
-		hops = append(hops, hop{"B's ingress", m.b, func() testbed.Counters { return m.mark.b.Listener("ingress", dubboService) },
-			func(s testbed.SidecarStats) testbed.Counters { return s.Listener("ingress", dubboService) }})
+		hops = append(hops, hop{"B's ingress", m.b, func() testbed.Counters { return m.mark.b.Listener("ingress", m.service) },
+			func(s testbed.SidecarStats) testbed.Counters { return s.Listener("ingress", m.service) }})
 	}
 	for _, h := range hops {
 		var got testbed.Counters
@@ -175,7 +176,7 @@ func (m *dubboMesh) clientSidecarKilled(t *testing.T) {
 	r0 := m.consumer.snapshot(t)
 	killed := time.Now()
 	m.a.killSidecar()
-	_, fired := m.view.wait(t, killed, 20*time.Second, "A's front end answers the provider's own URL", only(m.appAddr))
+	_, fired := m.view.wait(t, killed, 20*time.Second, "A's front end answers the provider's own URL", m.only(m.appAddr))
 	m.carried(t, "from the start to A's sidecar's SIGKILL", r0.OK, true)
 	clean := m.steady(t, "A's sidecar down", viaDirect, false)
 	m.phase(t, "A's sidecar SIGKILLed", r0, "the providers watch on A's front end fired with the real URL "+since(killed, fired)+
@@ -184,9 +185,9 @@ func (m *dubboMesh) clientSidecarKilled(t *testing.T) {
 	r0 = m.consumer.snapshot(t)
 	back := time.Now()
 	m.a.startSidecar()
-	_, fired = m.view.wait(t, back, 30*time.Second, "A's front end answers A's egress again", only(m.egress))
+	_, fired = m.view.wait(t, back, 30*time.Second, "A's front end answers A's egress again", m.only(m.egress))
 	eventually(t, 20*time.Second, "the consumer on A's egress again", func() bool {
-		return sidecarStats(t, m.a).Listener("egress", dubboService).Active > 0
+		return sidecarStats(t, m.a).Listener("egress", m.service).Active > 0
 	})
 	moved := time.Now()
 	m.markMesh(t)
@@ -208,7 +209,7 @@ func (m *dubboMesh) serverSidecarKilled(t *testing.T) {
 	})
 	m.carried(t, "from A's sidecar's start to B's sidecar's SIGKILL", r0.OK, false)
 	clean := m.steady(t, "B's sidecar down", viaEgress, false)
-	if kids := m.viewNow(); !only(m.egress)(kids) {
+	if kids := m.viewNow(); !m.only(m.egress)(kids) {
 		t.Errorf("A's consumers read %v after B's sidecar died; want A's egress unchanged", kids)
 	}
 	m.phase(t, "B's sidecar SIGKILLed", r0, "the provider's own port registered "+since(killed, reg)+
@@ -245,16 +246,16 @@ func (m *dubboMesh) meshOffAndOn(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		r0 := m.consumer.snapshot(t)
 		set := time.Now()
-		if err := m.a.API().SetMesh(m.a.ctx, dubboService, on); err != nil {
+		if err := m.a.API().SetMesh(m.a.ctx, m.service, on); err != nil {
 			t.Fatal(err)
 		}
 		want, via, what := m.appAddr, viaDirect, "mesh off"
 		if on {
 			want, via, what = m.egress, viaMesh, "mesh on"
 		}
-		_, fired := m.view.wait(t, set, 20*time.Second, "A's front end answers "+want+" ("+what+")", only(want))
+		_, fired := m.view.wait(t, set, 20*time.Second, "A's front end answers "+want+" ("+what+")", m.only(want))
 		eventually(t, 20*time.Second, "the consumer follows ("+what+")", func() bool {
-			return (sidecarStats(t, m.a).Listener("egress", dubboService).Active > 0) == on
+			return (sidecarStats(t, m.a).Listener("egress", m.service).Active > 0) == on
 		})
 		moved := time.Now()
 		if on {
@@ -285,7 +286,7 @@ func (m *dubboMesh) providerKilled(t *testing.T) {
 			return false
 		}
 		for _, p := range st.Publications {
-			if p.Service == dubboService {
+			if p.Service == m.service {
 				return false
 			}
 		}

@@ -53,8 +53,8 @@ func (m *dubboMesh) checkGRPC(t *testing.T) {
 	if err := m.b.API().Do(m.b.ctx, http.MethodGet, "/v1/status", nil, &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Publications) != 1 || st.Publications[0].Service != dubboService || st.Publications[0].Protocol != "tri" {
-		t.Errorf("B's publications %+v; want %s with protocol tri", st.Publications, dubboService)
+	if len(st.Publications) != 1 || st.Publications[0].Service != m.service || st.Publications[0].Protocol != "tri" {
+		t.Errorf("B's publications %+v; want %s with protocol tri", st.Publications, m.service)
 	}
 	type item struct {
 		Service  string `json:"service"`
@@ -80,12 +80,12 @@ func (m *dubboMesh) checkGRPC(t *testing.T) {
 		for k, list := range lists {
 			var got []string
 			for _, it := range list {
-				if it.Service == dubboService {
+				if it.Service == m.service {
 					got = append(got, it.Protocol)
 				}
 			}
 			if len(got) != 1 || got[0] != "PROTOCOL_GRPC" {
-				t.Errorf("%s's sidecar /config: %s of %s with protocols %v; want [PROTOCOL_GRPC]", name, k, dubboService, got)
+				t.Errorf("%s's sidecar /config: %s of %s with protocols %v; want [PROTOCOL_GRPC]", name, k, m.service, got)
 			}
 		}
 	}

@@ -44,7 +44,7 @@ func zkCliOnFrontEnd(t *testing.T, m *dubboMesh) {
 		t.Fatalf("A's front end answers %s, want the egress %s", name, m.egress)
 	}
 	node := dubboProviders + "/" + name
-	probe := "/dubbo/" + dubboService + "/consumers/zkcli-probe"
+	probe := "/dubbo/" + m.service + "/consumers/zkcli-probe"
 	script := strings.Join([]string{
 		"ls " + dubboProviders,
 		"get " + node,
@@ -53,7 +53,7 @@ func zkCliOnFrontEnd(t *testing.T, m *dubboMesh) {
 		"get " + probe,
 		"stat " + probe,
 		"delete " + probe,
-		"ls /dubbo/" + dubboService + "/consumers",
+		"ls /dubbo/" + m.service + "/consumers",
 		"quit",
 	}, "\n") + "\n"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -1,0 +1,160 @@
+package integration
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dubbogo/go-zookeeper/zk"
+
+	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubboapp"
+)
+
+// TestDubboGoAppLevel is TestDubboGoFrontEnds with Dubbo 3's
+// application-level discovery: the dubbo-go pair with --registry-type
+// service --metadata remote. B's provider writes its instance,
+// /services/APP/B:PORT, into B's front end; B's agent publishes it as
+// APP:dubbo and registers the app's own instance at B's ingress (on
+// ZooKeeper: /services/APP/B:INGRESS, the instance JSON with address,
+// port and dubbo.endpoints rewritten); A's front end answers the
+// consumer's read of /services/APP with one instance at A's egress.
+// Then the same phases: A's and B's sidecar SIGKILLed and back, the mesh
+// flag off and on, the provider SIGKILLed, failed calls per phase.
+//
+// The mapping (/dubbo/mapping/INTERFACE) and the metadata report
+// (/dubbo/APP/REVISION) the consumer needs reach A's front end from B's
+// through the registry (the front ends' pass-through).
+func TestDubboGoAppLevel(t *testing.T) { every(t, false, dubboGoAppLevel) }
+
+func dubboGoAppLevel(t *testing.T, be *backend) {
+	m := startDubboMeshAt(t, be, "dubbo", "service")
+	m.checkTakeover(t)
+	m.clientSidecarKilled(t)
+	m.serverSidecarKilled(t)
+	m.meshOffAndOn(t)
+	m.providerKilled(t)
+}
+
+// TestDubboGoAppLevelTriple: the same on Triple (one endpoint, protocol
+// tri: the service APP:tri, carried as gRPC), A's sidecar SIGKILLed and
+// back.
+func TestDubboGoAppLevelTriple(t *testing.T) { every(t, false, dubboGoAppLevelTriple) }
+
+func dubboGoAppLevelTriple(t *testing.T, be *backend) {
+	m := startDubboMeshAt(t, be, "tri", "service")
+	m.checkTakeover(t)
+	m.clientSidecarKilled(t)
+	total := m.consumer.stop(t)
+	m.carried(t, "from A's sidecar's start to the consumer's end", total.OK, true)
+	t.Logf("figure: dubbo-go (%s), whole run: ok=%d failed=%d (%d in the phase above)", m.upstream, total.OK, total.Failed, m.failedInPhases)
+	if total.Failed != m.failedInPhases {
+		t.Errorf("%d calls failed outside the phase", total.Failed-m.failedInPhases)
+	}
+}
+
+// shareMetadata: the provider's mapping and metadata report, written
+// into B's front end, reach A's front end through the registry (the
+// front ends' pass-through), as the consumer needs them.
+func (m *dubboMesh) shareMetadata(t *testing.T) {
+	t.Helper()
+	app, _, _ := dubboapp.ParseServiceName(m.service)
+	mapping := "/dubbo/mapping/" + dubboService
+	b := dialFrontEnd(t, m.b.ZooKeeperAddr())
+	a := dialFrontEnd(t, m.a.ZooKeeperAddr())
+	var revs []string
+	eventually(t, 30*time.Second, "B's front end holds the mapping and the metadata report", func() bool {
+		ok, _, _ := b.Exists(mapping)
+		revs, _, _ = b.Children("/dubbo/" + app)
+		return ok && len(revs) > 0
+	})
+	seen := time.Now()
+	eventually(t, 10*time.Second, "A's front end has B's mapping and metadata report", func() bool {
+		for _, n := range []string{mapping, "/dubbo/" + app + "/" + revs[0]} {
+			if ok, _, _ := a.Exists(n); !ok {
+				return false
+			}
+		}
+		data, _, err := a.Get(mapping)
+		return err == nil && strings.Contains(string(data), app)
+	})
+	t.Logf("A's front end has %s and /dubbo/%s/%s (pass-through), %v after B's", mapping, app, revs[0], time.Since(seen).Round(time.Millisecond))
+}
+
+func dialFrontEnd(t *testing.T, addr string) *zk.Conn {
+	t.Helper()
+	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogger(quietZK{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	return conn
+}
+
+// checkAppTakeover: the registry holds B's ingress with the app's own
+// instance metadata; on ZooKeeper, the instance node at B's ingress; A's
+// front end answers one instance at A's egress; the calls cross both
+// sidecars.
+func (m *dubboMesh) checkAppTakeover(t *testing.T) {
+	t.Helper()
+	eps := registered(t, m.reg, m.service)
+	if len(eps) != 1 {
+		t.Fatalf("registry holds %v", eps)
+	}
+	ep := eps[0]
+	if host, _, _ := net.SplitHostPort(ep.Addr); ep.Addr == m.appAddr || host != m.b.IP {
+		t.Errorf("registered %s, want B's ingress (not the app's %s)", ep.Addr, m.appAddr)
+	}
+	rev := ep.Metadata["dubbo.metadata.revision"]
+	for k, want := range map[string]string{
+		"detour.port": strconv.Itoa(m.appPort), "detour.protocol": m.protocol, "dubbo.metadata.storage-type": "remote",
+	} {
+		if got := ep.Metadata[k]; got != want {
+			t.Errorf("registered metadata %s = %q, want %q (all: %v)", k, got, want, ep.Metadata)
+		}
+	}
+	if rev == "" || rev == "0" {
+		t.Errorf("registered without the app's metadata revision: %v", ep.Metadata)
+	}
+	app, _, _ := dubboapp.ParseServiceName(m.service)
+	if m.be.zkAddr != "" {
+		conn := dialFrontEnd(t, m.be.zkAddr)
+		node := dubboapp.Dir(app) + "/" + m.ingress
+		data, _, err := conn.Get(node)
+		if err != nil {
+			t.Fatalf("%s in ZooKeeper: %v", node, err)
+		}
+		m.checkInstance(t, "ZooKeeper's "+node, data, m.ingress, rev)
+		t.Logf("ZooKeeper holds %s = %s", node, data)
+	}
+
+	kids, _ := m.view.wait(t, time.Time{}, 10*time.Second, "A's front end answers A's egress", m.only(m.egress))
+	a := dialFrontEnd(t, m.a.ZooKeeperAddr())
+	data, _, err := a.Get(m.viewDir + "/" + kids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.checkInstance(t, "A's front end's instance", data, m.egress, rev)
+	t.Logf("A's consumer reads %s/%s = %s", m.viewDir, kids[0], data)
+	if r := m.consumer.snapshot(t); r.Failed != 0 {
+		t.Errorf("%d calls failed before anything failed", r.Failed)
+	}
+	m.steady(t, "through both sidecars", viaMesh, true)
+}
+
+// checkInstance: data is the app's instance at addr, its one endpoint
+// of the protocol there, with the app's metadata revision.
+func (m *dubboMesh) checkInstance(t *testing.T, what string, data []byte, addr, rev string) {
+	t.Helper()
+	in, err := dubboapp.Parse(data)
+	if err != nil {
+		t.Fatalf("%s: %v: %s", what, err, data)
+	}
+	eps, err := in.Endpoints()
+	_, port, _ := net.SplitHostPort(addr)
+	if err != nil || len(eps) != 1 || strconv.Itoa(eps[0].Port) != port || eps[0].Protocol != m.protocol ||
+		in.Addr() != addr || in.Metadata["dubbo.metadata.revision"] != rev {
+		t.Errorf("%s: %s; want address and dubbo.endpoints at %s (%s), revision %s", what, data, addr, m.protocol, rev)
+	}
+}
