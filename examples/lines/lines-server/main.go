@@ -5,6 +5,7 @@
 // protocol.
 //
 //	lines-server --listen 127.0.0.1:7070 --agent 127.0.0.1:7701
+//	lines-server --listen 127.0.0.1:7070 --agent ''   # not published
 package main
 
 import (
@@ -36,7 +37,7 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("lines-server", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:7070", "address to serve on")
 	service := fs.String("service", "lines", "service name to publish")
-	agent := fs.String("agent", "127.0.0.1:7701", "the naming agent's gRPC address")
+	agent := fs.String("agent", "127.0.0.1:7701", `the naming agent's gRPC address; "": serve without publishing (an app registered by its own registry client, through a front end)`)
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -56,6 +57,19 @@ func run(args []string) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.serve(ln) }()
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *agent == "" {
+		log.Printf("lines-server: serving on %s, not published", s.host)
+		select {
+		case <-ctx.Done():
+		case err := <-serveErr:
+			return err
+		}
+		ln.Close()
+		s.closeConns()
+		return nil
+	}
 	cfg := shim.Default()
 	cfg.Agent = *agent
 	c, err := shim.New(cfg)
@@ -63,8 +77,6 @@ func run(args []string) error {
 		ln.Close()
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	pubCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	_, err = c.Publish(pubCtx, shim.PublishRequest{
 		Service: *service, Port: ln.Addr().(*net.TCPAddr).Port, Protocol: "tcp",

@@ -1,0 +1,313 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nacos-group/nacos-sdk-go/v2/clients"
+	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
+	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
+	"github.com/nacos-group/nacos-sdk-go/v2/common/logger"
+	"github.com/nacos-group/nacos-sdk-go/v2/model"
+	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+
+	"github.com/detourmesh/detour/internal/testbed"
+)
+
+// nacosPort is where a host's agent serves its Nacos front end (HTTP;
+// gRPC on + 1000), not Nacos's 8848, which a real Nacos may hold on
+// every address.
+const nacosPort = 7748
+
+func nacosArgs(ip string) []string {
+	return []string{"--nacos-listen", net.JoinHostPort(ip, strconv.Itoa(nacosPort))}
+}
+
+// TestNacosFrontEnds is issue 16 end to end with the official
+// nacos-sdk-go v2 naming client: the lines example server on B,
+// registered by a naming client through B's front end; a naming client
+// on A subscribed through A's front end, whose callback's instance the
+// calls go to at 100 calls/s (a connection per call). The registry holds
+// B's ingress with the app's weight and metadata; A's front end answers
+// A's egress; calls cross both sidecars. A's sidecar SIGKILLed: the
+// callback brings the real instance (time to it, failed calls); started
+// again: the egress again. Then the provider's client closes and the
+// instance leaves the registry.
+func TestNacosFrontEnds(t *testing.T) { every(t, true, nacosFrontEnds) }
+
+func nacosFrontEnds(t *testing.T, be *backend) {
+	logger.SetLogger(quietNacos{})
+	const service = "lines-nacos"
+	a := be.host(t, ipA, "", nacosArgs(ipA)...)
+	b := be.host(t, ipB, "", nacosArgs(ipB)...)
+	a.startSidecar()
+	b.startSidecar()
+	a.waitSidecar("up")
+	b.waitSidecar("up")
+	appAddr := fmt.Sprintf("%s:%d", b.IP, freePort(t, b.IP))
+	app(t, "lines-server", "--listen", appAddr, "--agent", "")
+
+	provider := nacosClient(t, b.IP)
+	host, port, _ := net.SplitHostPort(appAddr)
+	p, _ := strconv.ParseUint(port, 10, 16)
+	ok, err := provider.RegisterInstance(vo.RegisterInstanceParam{
+		ServiceName: service, Ip: host, Port: p, Weight: 1, Enable: true, Healthy: true, Ephemeral: true,
+		Metadata: map[string]string{"version": "v1"},
+	})
+	if !ok || err != nil {
+		t.Fatalf("RegisterInstance through B's front end = %v, %v", ok, err)
+	}
+	reader := be.reader(t)
+	eventually(t, 20*time.Second, "B's ingress in the registry", func() bool {
+		eps := registered(t, reader, service)
+		return len(eps) == 1 && strings.HasPrefix(eps[0].Addr, b.IP+":") && eps[0].Addr != appAddr &&
+			eps[0].Weight == 100 && eps[0].Metadata["version"] == "v1"
+	})
+	ans := a.waitAnswer(service, "A's mesh answer", func(x testbed.Answer) bool { return x.Mesh && len(x.Endpoints) == 1 })
+	egress := ans.Endpoints[0].Addr
+
+	consumer := nacosClient(t, a.IP)
+	load := newNacosLoad(t, consumer, service, 100)
+	load.waitAddr(t, time.Time{}, egress, "A's front end answers A's egress")
+	load.waitOK(t, 100, "a second of calls through the mesh")
+	r0 := load.snapshot()
+	load.waitOK(t, r0.ok+100, "another second")
+	if r1 := load.snapshot(); r1.failed != r0.failed {
+		t.Errorf("%d calls failed through the mesh with nothing changing", r1.failed-r0.failed)
+	}
+	if e, in := sidecarStats(t, a).Listener("egress", service), sidecarStats(t, b).Listener("ingress", service); e.Conns < 100 || in.Conns < 100 {
+		t.Errorf("calls did not cross both sidecars: A's egress %d connections, B's ingress %d", e.Conns, in.Conns)
+	}
+
+	// A's sidecar SIGKILLed: the subscription's callback brings the real
+	// instance, and the calls go there.
+	r0 = load.snapshot()
+	killed := time.Now()
+	a.killSidecar()
+	fired := load.waitAddr(t, killed, appAddr, "the callback with the provider's own address")
+	clean := load.cleanSecond(t, "A's sidecar down")
+	r1 := load.snapshot()
+	t.Logf("figure: nacos-sdk-go Subscribe on A's front end, A's sidecar SIGKILL at 100 calls/s: callback with the real instance %v after the kill; %d calls failed; a second without failure began %v after the kill",
+		fired.Sub(killed).Round(time.Millisecond), r1.failed-r0.failed, clean.Sub(killed).Round(time.Millisecond))
+
+	r0 = r1
+	started := time.Now()
+	a.startSidecar()
+	fired = load.waitAddr(t, started, egress, "the callback with A's egress again")
+	clean = load.cleanSecond(t, "A's sidecar back")
+	r1 = load.snapshot()
+	t.Logf("figure: A's sidecar started again: callback with the egress %v after the start; %d calls failed; a second without failure began %v after the start",
+		fired.Sub(started).Round(time.Millisecond), r1.failed-r0.failed, clean.Sub(started).Round(time.Millisecond))
+	load.stop()
+	t.Logf("figure: total %d calls ok, %d failed; failures: %v", r1.ok, r1.failed, load.reasonList())
+
+	// The provider's client gone: its connection's instance goes.
+	provider.CloseClient()
+	eventually(t, 20*time.Second, "the instance gone from the registry with the provider's connection", func() bool {
+		return len(registered(t, reader, service)) == 0
+	})
+}
+
+// nacosClient is nacos-sdk-go's naming client on the Nacos front end of
+// the host at ip.
+func nacosClient(t *testing.T, ip string) naming_client.INamingClient {
+	t.Helper()
+	dir := t.TempDir()
+	c, err := clients.NewNamingClient(vo.NacosClientParam{
+		ClientConfig: &constant.ClientConfig{
+			TimeoutMs: 3000, CacheDir: dir, LogDir: dir, LogLevel: "error",
+			NotLoadCacheAtStart: true, UpdateCacheWhenEmpty: true,
+		},
+		ServerConfigs: []constant.ServerConfig{{IpAddr: ip, Port: nacosPort}},
+	})
+	if err != nil {
+		t.Fatalf("NewNamingClient on %s: %v", ip, err)
+	}
+	t.Cleanup(func() {
+		c.CloseClient()
+		logger.SetLogger(quietNacos{})
+	})
+	return c
+}
+
+// nacosLoad is a consumer app that knows the service only through its
+// Nacos subscription: each call goes, on a connection of its own, to the
+// first instance of the last callback.
+type nacosLoad struct {
+	addr   atomic.Pointer[string]
+	cancel chan struct{}
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	seen    []addrAt // every callback's first instance
+	ok      int
+	failed  int
+	lastBad time.Time
+	reasons map[string]int
+}
+
+type addrAt struct {
+	addr string
+	at   time.Time
+}
+
+type loadCounts struct{ ok, failed int }
+
+func newNacosLoad(t *testing.T, c naming_client.INamingClient, service string, rate int) *nacosLoad {
+	t.Helper()
+	l := &nacosLoad{cancel: make(chan struct{}), reasons: map[string]int{}}
+	cb := func(insts []model.Instance, err error) {
+		if len(insts) == 0 {
+			return
+		}
+		a := net.JoinHostPort(insts[0].Ip, strconv.FormatUint(insts[0].Port, 10))
+		l.addr.Store(&a)
+		l.mu.Lock()
+		l.seen = append(l.seen, addrAt{a, time.Now()})
+		l.mu.Unlock()
+	}
+	if err := c.Subscribe(&vo.SubscribeParam{ServiceName: service, SubscribeCallback: cb}); err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	t.Cleanup(l.stop)
+	eventually(t, 20*time.Second, "the subscription's first instance", func() bool { return l.addr.Load() != nil })
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-l.cancel:
+				return
+			case <-tick.C:
+			}
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				l.record(l.call(i))
+			}()
+		}
+	}()
+	return l
+}
+
+func (l *nacosLoad) call(i int) error {
+	addr := *l.addr.Load()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	line := fmt.Sprintf("call %d", i)
+	if _, err := fmt.Fprintln(c, line); err != nil {
+		return err
+	}
+	got, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("reading the answer: %w", err)
+	}
+	if !strings.HasSuffix(strings.TrimSuffix(got, "\n"), ": "+strings.ToUpper(line)) {
+		return fmt.Errorf("unexpected answer %q", got)
+	}
+	return nil
+}
+
+func (l *nacosLoad) record(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		l.ok++
+		return
+	}
+	l.failed++
+	l.lastBad = time.Now()
+	l.reasons[ephemeral.ReplaceAllString(err.Error(), "")]++
+}
+
+func (l *nacosLoad) snapshot() loadCounts {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return loadCounts{l.ok, l.failed}
+}
+
+func (l *nacosLoad) waitOK(t *testing.T, ok int, what string) {
+	t.Helper()
+	eventually(t, 30*time.Second, what, func() bool { return l.snapshot().ok >= ok })
+}
+
+// waitAddr waits for a callback after since whose first instance is addr
+// and returns when it came.
+func (l *nacosLoad) waitAddr(t *testing.T, since time.Time, addr, what string) time.Time {
+	t.Helper()
+	var at time.Time
+	eventually(t, 30*time.Second, what, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		i := slices.IndexFunc(l.seen, func(s addrAt) bool { return s.addr == addr && !s.at.Before(since) })
+		if i >= 0 {
+			at = l.seen[i].at
+		}
+		return i >= 0
+	})
+	return at
+}
+
+// cleanSecond waits for a second of calls with none failed and returns
+// when it began.
+func (l *nacosLoad) cleanSecond(t *testing.T, what string) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		began := time.Now()
+		r0 := l.snapshot()
+		l.waitOK(t, r0.ok+100, what+": a second of calls")
+		if l.snapshot().failed == r0.failed {
+			return began
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: calls still failing 30 s on", what)
+		}
+	}
+}
+
+func (l *nacosLoad) reasonList() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for r, n := range l.reasons {
+		out = append(out, fmt.Sprintf("%d× %s", n, r))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (l *nacosLoad) stop() {
+	select {
+	case <-l.cancel:
+	default:
+		close(l.cancel)
+	}
+	l.wg.Wait()
+}
+
+// quietNacos is an SDK logger that drops everything.
+type quietNacos struct{}
+
+func (quietNacos) Info(...any)           {}
+func (quietNacos) Warn(...any)           {}
+func (quietNacos) Error(...any)          {}
+func (quietNacos) Debug(...any)          {}
+func (quietNacos) Infof(string, ...any)  {}
+func (quietNacos) Warnf(string, ...any)  {}
+func (quietNacos) Errorf(string, ...any) {}
+func (quietNacos) Debugf(string, ...any) {}
