@@ -75,14 +75,17 @@ type dubboMesh struct {
 	level    string // the apps' registry-type: interface or service
 	service  string // the mesh service: the interface, or APP:PROTOCOL
 	viewDir  string // what A's consumer reads: the providers or the app's instances
-	a, b     *host
-	reg      registry.Registry
-	provider *testbed.Proc
-	consumer *dubboConsumer
-	appPort  int
-	appAddr  string // where the provider listens, on B
-	ingress  string // B's ingress for the service, as registered
-	egress   string // A's egress for it
+	// localMetadata: the provider serves its metadata itself (its
+	// MetadataService) instead of writing it to the metadata report.
+	localMetadata bool
+	a, b          *host
+	reg           registry.Registry
+	provider      *testbed.Proc
+	consumer      *dubboConsumer
+	appPort       int
+	appAddr       string // where the provider listens, on B
+	ingress       string // B's ingress for the service, as registered
+	egress        string // A's egress for it
 	// view is the providers directory as A's front end answers it, read
 	// by a go-zookeeper client of our own beside the consumer's.
 	view *timeline[[]string]
@@ -113,10 +116,12 @@ func startDubboMeshOn(t *testing.T, be *backend, protocol string) *dubboMesh {
 
 // startDubboMeshAt starts the pair on protocol with registry-type level:
 // interface (Dubbo 2's providers) or service (Dubbo 3's application-level
-// instances, metadata in the remote report).
+// instances, metadata in the remote report; "service/local": in the
+// provider's own MetadataService).
 func startDubboMeshAt(t *testing.T, be *backend, protocol, level string) *dubboMesh {
 	t.Helper()
 	dir := dubbogoBin(t)
+	level, metadata, _ := strings.Cut(level, "/")
 	m := &dubboMesh{be: be, upstream: path.Base(t.Name()), protocol: protocol, level: level,
 		service: dubboService, viewDir: dubboProviders}
 	appArgs := []string{"--registry-type", level}
@@ -126,6 +131,11 @@ func startDubboMeshAt(t *testing.T, be *backend, protocol, level string) *dubboM
 		m.service, m.viewDir = dubboapp.ServiceName(app, protocol), dubboapp.Dir(app)
 		provArgs = []string{"--app", app, "--metadata", "remote"}
 		m.upstream = "application-level, " + m.upstream
+		if metadata == "local" {
+			m.localMetadata = true
+			provArgs = []string{"--app", app, "--metadata", "local"} // and its port, once B is up
+			m.upstream = "local metadata, " + m.upstream
+		}
 	}
 	if protocol != "dubbo" {
 		m.upstream = protocol + ", " + m.upstream
@@ -140,6 +150,9 @@ func startDubboMeshAt(t *testing.T, be *backend, protocol, level string) *dubboM
 	m.regs = watchRegistry(t, m.reg, m.service)
 
 	m.appPort = freePort(t, m.b.IP)
+	if m.localMetadata {
+		provArgs = append(provArgs, "--metadata-port", strconv.Itoa(freePort(t, m.b.IP)))
+	}
 	m.appAddr = net.JoinHostPort(m.b.IP, strconv.Itoa(m.appPort))
 	started := time.Now()
 	m.provider = appIn(t, dir, "dubbo-provider", append(append([]string{"--host", m.b.IP, "--port", strconv.Itoa(m.appPort),

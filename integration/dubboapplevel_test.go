@@ -67,11 +67,15 @@ func (m *dubboMesh) shareMetadata(t *testing.T) {
 	eventually(t, 30*time.Second, "B's front end holds the mapping and the metadata report", func() bool {
 		ok, _, _ := b.Exists(mapping)
 		revs, _, _ = b.Children("/dubbo/" + app)
-		return ok && len(revs) > 0
+		return ok && (len(revs) > 0 || m.localMetadata)
 	})
+	nodes := []string{mapping}
+	for _, r := range revs {
+		nodes = append(nodes, "/dubbo/"+app+"/"+r)
+	}
 	seen := time.Now()
 	eventually(t, 10*time.Second, "A's front end has B's mapping and metadata report", func() bool {
-		for _, n := range []string{mapping, "/dubbo/" + app + "/" + revs[0]} {
+		for _, n := range nodes {
 			if ok, _, _ := a.Exists(n); !ok {
 				return false
 			}
@@ -79,7 +83,7 @@ func (m *dubboMesh) shareMetadata(t *testing.T) {
 		data, _, err := a.Get(mapping)
 		return err == nil && strings.Contains(string(data), app)
 	})
-	t.Logf("A's front end has %s and /dubbo/%s/%s (pass-through), %v after B's", mapping, app, revs[0], time.Since(seen).Round(time.Millisecond))
+	t.Logf("A's front end has %v (pass-through), %v after B's", nodes, time.Since(seen).Round(time.Millisecond))
 }
 
 func dialFrontEnd(t *testing.T, addr string) *zk.Conn {
@@ -156,5 +160,35 @@ func (m *dubboMesh) checkInstance(t *testing.T, what string, data []byte, addr, 
 	if err != nil || len(eps) != 1 || strconv.Itoa(eps[0].Port) != port || eps[0].Protocol != m.protocol ||
 		in.Addr() != addr || in.Metadata["dubbo.metadata.revision"] != rev {
 		t.Errorf("%s: %s; want address and dubbo.endpoints at %s (%s), revision %s", what, data, addr, m.protocol, rev)
+	}
+}
+
+// TestDubboGoAppLevelLocalMetadata: the provider keeps its metadata
+// local (--metadata local, dubbo-go's default): a consumer fetches it
+// from the provider's MetadataService, at the instance's address and a
+// port of its own, which no sidecar carries. B still publishes the
+// instance (the registry holds B's ingress), but A's front end shows the
+// consumer the provider's real address, and the calls go straight to
+// the provider, none failing; A's egress is unused.
+func TestDubboGoAppLevelLocalMetadata(t *testing.T) { every(t, false, dubboGoAppLevelLocalMetadata) }
+
+func dubboGoAppLevelLocalMetadata(t *testing.T, be *backend) {
+	m := startDubboMeshAt(t, be, "dubbo", "service/local")
+	eps := registered(t, m.reg, m.service)
+	if len(eps) != 1 || eps[0].Addr != m.ingress || eps[0].Metadata["dubbo.metadata.storage-type"] != "local" {
+		t.Errorf("registry holds %v; want B's ingress %s with local metadata", eps, m.ingress)
+	}
+	kids, _ := m.view.wait(t, time.Time{}, 10*time.Second, "A's front end answers the provider's own address", m.only(m.appAddr))
+	a := dialFrontEnd(t, m.a.ZooKeeperAddr())
+	data, _, err := a.Get(m.viewDir + "/" + kids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("A's consumer reads %s/%s = %s", m.viewDir, kids[0], data)
+	m.steady(t, "local metadata, straight to the provider", viaDirect, true)
+	total := m.consumer.stop(t)
+	t.Logf("figure: dubbo-go (%s), whole run: ok=%d failed=%d, A's egress unused", m.upstream, total.OK, total.Failed)
+	if total.Failed != 0 {
+		t.Errorf("%d calls failed", total.Failed)
 	}
 }

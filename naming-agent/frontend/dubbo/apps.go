@@ -163,6 +163,10 @@ func (r *Rewriter) publishApp(path string, owner string, data []byte) {
 		pubs []frontend.Publication
 	)
 	in, err := dubboapp.Parse(data)
+	if err == nil && LocalMetadata(in.Metadata) {
+		log.Warn("instance keeps its metadata local (its own MetadataService): consumers on other hosts are shown its real address, out of the mesh; metadata-type remote keeps them in it",
+			zap.String("metadata_service", in.Metadata["dubbo.metadata-service.url-params"]))
+	}
 	if err == nil {
 		var skipped []string
 		pubs, skipped, err = AppPublications(app, in, owner)

@@ -71,6 +71,7 @@ func TestAppInstances(t *testing.T) {
 	if !slices.Equal(kids, want) {
 		t.Fatalf("children %v, want %v", kids, want)
 	}
+	raw50051 := data["10.0.0.5:50051"]
 	e := parseShown(t, data["127.0.0.1:30001"])
 	if e.Addr() != "127.0.0.1:30001" || e.ID != "127.0.0.1:30001" || e.Name != "demo" || e.Metadata["dubbo.metadata.revision"] != "r1" ||
 		e.Metadata[dubboapp.EndpointsKey] != `[{"port":30001,"protocol":"dubbo"}]` {
@@ -83,9 +84,17 @@ func TestAppInstances(t *testing.T) {
 	if r.Addr() != "10.0.0.5:50051" || r.Metadata[dubboapp.EndpointsKey] != `[{"port":50051,"protocol":"tri"}]` {
 		t.Fatalf("real node %+v", r)
 	}
+	// An instance keeping its metadata local is shown at its real
+	// address, the mesh or not.
+	local := map[string]string{"dubbo.metadata.storage-type": "local", "dubbo.metadata-service.url-params": `{"port":"20993"}`}
+	kids, data = AppInstances("demo", []frontend.View{view("demo:dubbo", true, "127.0.0.1:30001",
+		frontend.Instance{Addr: "10.0.0.5:20880", Metadata: md1}, frontend.Instance{Addr: "10.0.0.8:20880", Metadata: local})})
+	if !slices.Equal(kids, []string{"10.0.0.8:20880", "127.0.0.1:30001"}) || parseShown(t, data["10.0.0.8:20880"]).Addr() != "10.0.0.8:20880" {
+		t.Fatalf("with a local-metadata instance: %v", kids)
+	}
 	// The raw JSON is Curator's shape, as Java's Jackson reads it.
 	var raw map[string]any
-	if err := json.Unmarshal(data["10.0.0.5:50051"], &raw); err != nil || raw["payload"].(map[string]any)["@class"] != "org.apache.dubbo.registry.zookeeper.ZookeeperInstance" {
+	if err := json.Unmarshal(raw50051, &raw); err != nil || raw["payload"].(map[string]any)["@class"] != "org.apache.dubbo.registry.zookeeper.ZookeeperInstance" {
 		t.Fatalf("raw %v, %v", raw, err)
 	}
 }

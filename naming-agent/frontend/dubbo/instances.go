@@ -78,6 +78,12 @@ type appShown struct {
 // EGRESS_IP:EGRESS_PORT, EGRESS_IP:EGRESS_PORT-2, ... (Curator's ids are
 // opaque). Otherwise each instance is shown at its real address, named
 // IP:PORT. Every node lists the one endpoint of its protocol.
+//
+// An instance that keeps its metadata local (LocalMetadata) is shown at
+// its real address even while the mesh carries the service: its
+// consumers fetch the metadata from the instance's own MetadataService,
+// at the instance's address and a port of its own that no sidecar
+// carries, and would find no provider at the egress.
 func AppInstances(app string, views []frontend.View) (children []string, data map[string][]byte) {
 	data = map[string][]byte{}
 	for _, v := range views {
@@ -89,6 +95,9 @@ func AppInstances(app string, views []frontend.View) (children []string, data ma
 			var shown []dubboapp.Instance
 			var sums [][]byte
 			for _, in := range v.Instances {
+				if LocalMetadata(in.Metadata) {
+					continue
+				}
 				one, err := dubboapp.Single(dubboapp.Instance{Name: app, Metadata: in.Metadata}, "", v.Egress, protocol)
 				if err != nil {
 					continue
@@ -106,9 +115,11 @@ func AppInstances(app string, views []frontend.View) (children []string, data ma
 				}
 				data[one.ID] = one.Marshal()
 			}
-			continue
 		}
 		for _, in := range v.Instances {
+			if v.Mesh && !LocalMetadata(in.Metadata) {
+				continue
+			}
 			one, err := dubboapp.Single(dubboapp.Instance{Name: app, Metadata: in.Metadata}, in.Addr, in.Addr, protocol)
 			if err != nil {
 				continue
@@ -120,4 +131,11 @@ func AppInstances(app string, views []frontend.View) (children []string, data ma
 	}
 	children = slices.Sorted(maps.Keys(data))
 	return children, data
+}
+
+// LocalMetadata reports whether an instance keeps its metadata local:
+// served by its own MetadataService (dubbo-go's default, Java Dubbo's
+// metadata-type=local) rather than written to the metadata report.
+func LocalMetadata(md map[string]string) bool {
+	return md["dubbo.metadata.storage-type"] == "local"
 }
