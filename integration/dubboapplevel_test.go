@@ -20,7 +20,9 @@ import (
 // ZooKeeper: /services/APP/B:INGRESS, the instance JSON with address,
 // port and dubbo.endpoints rewritten); A's front end answers the
 // consumer's read of /services/APP with one instance at A's egress.
-// Then the same phases: A's and B's sidecar SIGKILLed and back, the mesh
+// On ZooKeeper, a dubbo-go consumer outside the mesh, its registry the
+// real ZooKeeper, calls the provider through B's ingress. Then the same
+// phases: A's and B's sidecar SIGKILLed and back, the mesh
 // flag off and on, the provider SIGKILLed, failed calls per phase.
 //
 // The mapping (/dubbo/mapping/INTERFACE) and the metadata report
@@ -31,6 +33,9 @@ func TestDubboGoAppLevel(t *testing.T) { every(t, false, dubboGoAppLevel) }
 func dubboGoAppLevel(t *testing.T, be *backend) {
 	m := startDubboMeshAt(t, be, "dubbo", "service")
 	m.checkTakeover(t)
+	if be.zkAddr != "" {
+		m.plainConsumer(t)
+	}
 	m.clientSidecarKilled(t)
 	m.serverSidecarKilled(t)
 	m.meshOffAndOn(t)
@@ -191,4 +196,24 @@ func dubboGoAppLevelLocalMetadata(t *testing.T, be *backend) {
 	if total.Failed != 0 {
 		t.Errorf("%d calls failed", total.Failed)
 	}
+}
+
+// plainConsumer: a dubbo-go consumer outside the mesh, its registry the
+// real ZooKeeper, accepts what the agents wrote there (the instance at
+// B's ingress, the mapping and metadata report passed through) and
+// calls the provider through B's ingress.
+func (m *dubboMesh) plainConsumer(t *testing.T) {
+	t.Helper()
+	before := sidecarStats(t, m.b).Listener("ingress", m.service)
+	p := appIn(t, dubbogoBin(t), "dubbo-consumer", "--registry", "zookeeper://"+m.be.zkAddr, "--registry-type", "service",
+		"--protocol", m.protocol, "--app", "plain-consumer", "--rate", "20", "--wait", "30s")
+	c := &dubboConsumer{Proc: p, rate: 20}
+	c.waitOK(t, 40, "the plain consumer's calls")
+	r := c.stop(t)
+	after := sidecarStats(t, m.b).Listener("ingress", m.service)
+	if r.Failed != 0 || after.Requests-before.Requests < uint64(r.OK) {
+		t.Errorf("consumer on the real ZooKeeper: ok=%d failed=%d; B's ingress counted %d requests meanwhile", r.OK, r.Failed, after.Requests-before.Requests)
+	}
+	t.Logf("figure: dubbo-go (%s), a consumer outside the mesh on the real ZooKeeper: ok=%d failed=%d; B's ingress counted %d requests meanwhile (its calls and A's consumer's)",
+		m.upstream, r.OK, r.Failed, after.Requests-before.Requests)
 }
