@@ -33,8 +33,8 @@ func (s registryStore) Delete(ctx context.Context, key string) error {
 	return rejected(s.rs.DeleteKey(ctx, key))
 }
 
-func (s registryStore) Watch(ctx context.Context, prefix string, fn func(map[string][]byte)) error {
-	return s.rs.WatchKeys(ctx, prefix, fn)
+func (s registryStore) Watch(ctx context.Context, prefix string, skip func(string) bool, fn func(map[string][]byte)) error {
+	return s.rs.WatchKeys(ctx, prefix, skip, fn)
 }
 
 func rejected(err error) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strings"
 	"sync"
 )
 
@@ -29,11 +30,12 @@ type Store interface {
 	// Delete deletes key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 	// Watch calls fn with every key equal to prefix or below it, now and
-	// after each change, until ctx ends; then it returns ctx.Err().
+	// after each change, until ctx ends; then it returns ctx.Err(). skip,
+	// if not nil, leaves out the keys it reports and all below them.
 	// While the registry is unreachable it retries by itself, and calls
 	// fn again once it has read the keys anew. Calls are sequential; the
 	// map is fn's to keep.
-	Watch(ctx context.Context, prefix string, fn func(map[string][]byte)) error
+	Watch(ctx context.Context, prefix string, skip func(key string) bool, fn func(map[string][]byte)) error
 }
 
 // MemoryStore is a Store in this process only: the fallback where the
@@ -80,13 +82,13 @@ func (m *MemoryStore) bump() {
 
 // Watch calls fn with the keys under prefix now and after each change
 // that touches them.
-func (m *MemoryStore) Watch(ctx context.Context, prefix string, fn func(map[string][]byte)) error {
+func (m *MemoryStore) Watch(ctx context.Context, prefix string, skip func(string) bool, fn func(map[string][]byte)) error {
 	var last map[string][]byte
 	for {
 		m.mu.Lock()
 		cur := make(map[string][]byte)
 		for k, v := range m.keys {
-			if UnderPrefix(k, prefix) {
+			if UnderPrefix(k, prefix) && !skipped(k, prefix, skip) {
 				cur[k] = v // values are replaced, never changed in place
 			}
 		}
@@ -106,6 +108,19 @@ func (m *MemoryStore) Watch(ctx context.Context, prefix string, fn func(map[stri
 			return ctx.Err()
 		}
 	}
+}
+
+// skipped: key or an ancestor of it below prefix is one skip reports.
+func skipped(key, prefix string, skip func(string) bool) bool {
+	if skip == nil {
+		return false
+	}
+	for k := key; len(k) >= len(prefix) && k != "" && k != "/"; k = k[:max(strings.LastIndexByte(k, '/'), 0)] {
+		if skip(k) {
+			return true
+		}
+	}
+	return false
 }
 
 // UnderPrefix reports whether key is prefix or below it ("/" is above

@@ -14,7 +14,7 @@ func TestMemoryStore(t *testing.T) {
 	_ = m.Put(ctx, "/dubbox", []byte("no"), false)
 	got := make(chan map[string][]byte, 10)
 	done := make(chan error, 1)
-	go func() { done <- m.Watch(ctx, "/dubbo", func(k map[string][]byte) { got <- k }) }()
+	go func() { done <- m.Watch(ctx, "/dubbo", nil, func(k map[string][]byte) { got <- k }) }()
 	next := func() map[string][]byte {
 		t.Helper()
 		select {
@@ -42,6 +42,21 @@ func TestMemoryStore(t *testing.T) {
 	if err := <-done; err != context.Canceled {
 		t.Errorf("Watch = %v, want context.Canceled", err)
 	}
+}
+
+func TestMemoryStoreSkip(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := NewMemoryStore()
+	for _, k := range []string{"/dubbo/S/providers", "/dubbo/S/providers/p", "/dubbo/S/consumers/c"} {
+		_ = m.Put(ctx, k, nil, false)
+	}
+	_ = m.Watch(ctx, "/dubbo", func(k string) bool { return k == "/dubbo/S/providers" }, func(k map[string][]byte) {
+		if _, ok := k["/dubbo/S/consumers/c"]; len(k) != 1 || !ok {
+			t.Errorf("keys %v, want only the consumer", k)
+		}
+		cancel()
+	})
 }
 
 func TestUnderPrefix(t *testing.T) {

@@ -94,7 +94,7 @@ func (r *Registry) DeleteKey(ctx context.Context, key string) error {
 // WatchKeys reads the keys under prefix, then follows etcd's watch from
 // that revision; it reads them again after any failure (a lost
 // connection, a compaction), with backoff.
-func (r *Registry) WatchKeys(ctx context.Context, prefix string, fn func(map[string][]byte)) error {
+func (r *Registry) WatchKeys(ctx context.Context, prefix string, skip func(string) bool, fn func(map[string][]byte)) error {
 	if prefix != "/" && !registry.ValidKey(prefix) {
 		return fmt.Errorf("etcd: watch %q: %w: not a key", prefix, registry.ErrInvalid)
 	}
@@ -102,7 +102,7 @@ func (r *Registry) WatchKeys(ctx context.Context, prefix string, fn func(map[str
 	bo := newBackoff(100*time.Millisecond, 5*time.Second)
 	var last map[string][]byte
 	for {
-		err := r.watchKeysOnce(ctx, base, prefix, &last, fn)
+		err := r.watchKeysOnce(ctx, base, prefix, skip, &last, fn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -119,7 +119,7 @@ func (r *Registry) WatchKeys(ctx context.Context, prefix string, fn func(map[str
 }
 
 // watchKeysOnce lists, calls fn, and follows until the watch fails.
-func (r *Registry) watchKeysOnce(ctx context.Context, base, prefix string, last *map[string][]byte, fn func(map[string][]byte)) error {
+func (r *Registry) watchKeysOnce(ctx context.Context, base, prefix string, skip func(string) bool, last *map[string][]byte, fn func(map[string][]byte)) error {
 	octx, cancel := r.opContext(ctx)
 	resp, err := r.client.Get(octx, base, clientv3.WithPrefix())
 	cancel()
@@ -128,7 +128,7 @@ func (r *Registry) watchKeysOnce(ctx context.Context, base, prefix string, last 
 	}
 	keys := map[string][]byte{}
 	for _, kv := range resp.Kvs {
-		r.applyShared(keys, prefix, kv.Key, kv.Value, false)
+		r.applyShared(keys, prefix, skip, kv.Key, kv.Value, false)
 	}
 	deliver := func() {
 		if *last == nil || !maps.EqualFunc(*last, keys, bytes.Equal) {
@@ -158,7 +158,7 @@ func (r *Registry) watchKeysOnce(ctx context.Context, base, prefix string, last 
 			return errors.New("watch canceled by etcd")
 		}
 		for _, ev := range wr.Events {
-			r.applyShared(keys, prefix, ev.Kv.Key, ev.Kv.Value, ev.Type == clientv3.EventTypeDelete)
+			r.applyShared(keys, prefix, skip, ev.Kv.Key, ev.Kv.Value, ev.Type == clientv3.EventTypeDelete)
 		}
 		deliver()
 	}
@@ -169,13 +169,13 @@ func (r *Registry) watchKeysOnce(ctx context.Context, base, prefix string, last 
 }
 
 // applyShared records one etcd key in keys, by Store key, if it is under
-// prefix.
-func (r *Registry) applyShared(keys map[string][]byte, prefix string, k, v []byte, deleted bool) {
+// prefix and not skipped.
+func (r *Registry) applyShared(keys map[string][]byte, prefix string, skip func(string) bool, k, v []byte, deleted bool) {
 	if !r.isShared(k) {
 		return
 	}
 	key := string(k[len(r.cfg.Prefix)+len(sharedDir):])
-	if !registry.UnderPrefix(key, prefix) {
+	if !registry.UnderPrefix(key, prefix) || registry.Skipped(key, prefix, skip) {
 		return
 	}
 	if deleted {

@@ -26,10 +26,12 @@ type Store interface {
 	DeleteKey(ctx context.Context, key string) error
 	// WatchKeys calls fn with every key equal to prefix or below it
 	// ("/" is every key), now and after each change, until ctx ends;
-	// then it returns ctx.Err(). While the registry is unreachable it
+	// then it returns ctx.Err(). skip, if not nil, leaves out the keys
+	// it reports and every key below them (ZooKeeper does not read or
+	// watch those subtrees at all). While the registry is unreachable it
 	// keeps trying, and calls fn again once it has read the keys anew.
 	// Calls to fn are sequential; the map is fn's to keep.
-	WatchKeys(ctx context.Context, prefix string, fn func(map[string][]byte)) error
+	WatchKeys(ctx context.Context, prefix string, skip func(key string) bool, fn func(map[string][]byte)) error
 }
 
 // ValidKey reports whether key is a Store key: "/" followed by non-empty
@@ -52,6 +54,25 @@ func ValidKey(key string) bool {
 		}
 	}
 	return true
+}
+
+// Skipped reports whether key or one of its ancestors below prefix is
+// one skip reports (nil: none).
+func Skipped(key, prefix string, skip func(string) bool) bool {
+	if skip == nil {
+		return false
+	}
+	for k := key; len(k) >= len(prefix) && k != "" && k != "/"; {
+		if skip(k) {
+			return true
+		}
+		i := len(k) - 1
+		for i > 0 && k[i] != '/' {
+			i--
+		}
+		k = k[:i]
+	}
+	return false
 }
 
 // UnderPrefix reports whether key is prefix or below it.

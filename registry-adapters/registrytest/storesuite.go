@@ -41,6 +41,7 @@ func StoreSuite(t *testing.T, h StoreHarness) {
 	}
 	t.Run("PutWatchDelete", func(t *testing.T) { storePutWatchDelete(t, h) })
 	t.Run("Invalid", func(t *testing.T) { storeInvalid(t, h) })
+	t.Run("Skip", func(t *testing.T) { storeSkip(t, h) })
 	t.Run("EphemeralEndsWithClient", func(t *testing.T) { storeEphemeralEnds(t, h) })
 	if h.LoseSession != nil {
 		t.Run("EphemeralAfterSessionLoss", func(t *testing.T) { storeSessionLoss(t, h) })
@@ -72,12 +73,17 @@ type KeyWatch struct {
 
 // WatchKeys starts following prefix on s until the test ends.
 func WatchKeys(t testing.TB, s registry.Store, prefix string, timeout time.Duration) *KeyWatch {
+	return WatchKeysSkip(t, s, prefix, nil, timeout)
+}
+
+// WatchKeysSkip is WatchKeys leaving out what skip reports.
+func WatchKeysSkip(t testing.TB, s registry.Store, prefix string, skip func(string) bool, timeout time.Duration) *KeyWatch {
 	w := &KeyWatch{changed: make(chan struct{}, 1), timeout: timeout}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = s.WatchKeys(ctx, prefix, func(m map[string][]byte) {
+		_ = s.WatchKeys(ctx, prefix, skip, func(m map[string][]byte) {
 			w.mu.Lock()
 			w.last, w.calls = m, w.calls+1
 			w.mu.Unlock()
@@ -220,4 +226,32 @@ func storeSessionLoss(t *testing.T, h StoreHarness) {
 	// And it is the new session's: it goes with the client.
 	_ = r1.Close()
 	w.Until(t, "the key gone with its client", func(m map[string][]byte) bool { _, ok := m[eph]; return !ok })
+}
+
+func storeSkip(t *testing.T, h StoreHarness) {
+	ctx := context.Background()
+	root := uniqueRoot(h)
+	s := storeOf(t, h.New(t))
+	kept, skipped, below := root+"/S/consumers/c", root+"/S/providers", root+"/S/providers/p1"
+	for _, k := range []string{kept, below} {
+		if err := s.PutKey(ctx, k, []byte("v"), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := WatchKeysSkip(t, s, root, func(k string) bool { return k == skipped }, h.Timeout)
+	w.Until(t, "the key not skipped", func(m map[string][]byte) bool { return HasKey(m, kept, "v") })
+	if err := s.PutKey(ctx, below+"x", []byte("v"), true); err != nil { // a change in the skipped subtree
+		t.Fatal(err)
+	}
+	if err := s.PutKey(ctx, kept, []byte("v2"), true); err != nil {
+		t.Fatal(err)
+	}
+	w.Until(t, "the change", func(m map[string][]byte) bool { return HasKey(m, kept, "v2") })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k := range w.last {
+		if strings.HasPrefix(k, skipped) {
+			t.Errorf("skipped %s seen", k)
+		}
+	}
 }

@@ -20,12 +20,16 @@ import (
 // persistent recursive watch): a fired watch makes it read that node
 // again and arm it anew; a new watch session (the watchers' connection
 // is replaced after every disconnect) makes it read the whole subtree
-// again. fn gets every node at or below prefix, parents included.
-func (r *Registry) WatchKeys(ctx context.Context, prefix string, fn func(map[string][]byte)) error {
+// again. fn gets every node at or below prefix, parents included, but
+// the subtrees skip reports, which are not read.
+func (r *Registry) WatchKeys(ctx context.Context, prefix string, skip func(string) bool, fn func(map[string][]byte)) error {
 	if prefix != "/" && !registry.ValidKey(prefix) {
 		return fmt.Errorf("zookeeper: watch %q: %w: not a key", prefix, registry.ErrInvalid)
 	}
-	tw := &treeWatch{r: r, prefix: prefix, fn: fn, events: make(chan treeEvent, 64)}
+	if skip == nil {
+		skip = func(string) bool { return false }
+	}
+	tw := &treeWatch{r: r, prefix: prefix, skip: skip, fn: fn, events: make(chan treeEvent, 64)}
 	return tw.run(ctx)
 }
 
@@ -47,6 +51,7 @@ type treeEvent struct {
 type treeWatch struct {
 	r      *Registry
 	prefix string
+	skip   func(string) bool // a subtree neither read nor watched
 	fn     func(map[string][]byte)
 	events chan treeEvent
 
@@ -214,7 +219,12 @@ func (tw *treeWatch) setKids(p string, kids []string) []string {
 		old[k] = true
 	}
 	var fresh []string
+	kept := kids[:0:0]
 	for _, k := range kids {
+		if tw.skip(childPath(p, k)) {
+			continue
+		}
+		kept = append(kept, k)
 		if !old[k] {
 			fresh = append(fresh, childPath(p, k))
 		}
@@ -223,7 +233,7 @@ func (tw *treeWatch) setKids(p string, kids []string) []string {
 	for k := range old {
 		tw.remove(childPath(p, k))
 	}
-	tw.kids[p] = kids
+	tw.kids[p] = kept
 	return fresh
 }
 

@@ -348,7 +348,7 @@ func (p *Passthrough) watch(root string) {
 	defer p.wg.Done()
 	var prev map[string][]byte
 	for {
-		err := p.store.Watch(p.ctx, root, func(cur map[string][]byte) {
+		err := p.store.Watch(p.ctx, root, p.exclude, func(cur map[string][]byte) {
 			p.apply(prev, cur)
 			prev = cur
 		})

@@ -68,7 +68,7 @@ func (s *countingStore) get(t *testing.T, key string) (string, bool) {
 	defer cancel()
 	var v string
 	var ok bool
-	_ = s.Watch(ctx, key, func(m map[string][]byte) {
+	_ = s.Watch(ctx, key, nil, func(m map[string][]byte) {
 		var b []byte
 		b, ok = m[key]
 		v = string(b)
