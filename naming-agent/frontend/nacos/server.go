@@ -41,12 +41,12 @@ type Server struct {
 	http   *http.Server
 
 	mu       sync.Mutex
-	conns    map[string]*conn     // by connection ID
-	byRemote map[string]*conn     // by client address
-	services map[key]*service     // watched services
-	known    map[key]bool         // every service an app named, for the service list
-	beats    map[beatKey]*beating // HTTP-registered ephemeral instances
-	refClock uint64               // last lastRefTime handed out
+	conns    map[string]*conn    // by connection ID
+	byRemote map[string]*conn    // by client address
+	services map[key]*service    // watched services
+	known    map[key]bool        // every service an app named, for the service list
+	beats    map[string]*beating // HTTP-registered ephemeral instances, by mesh service
+	refClock uint64              // last lastRefTime handed out
 	pushSeq  uint64
 }
 
@@ -71,7 +71,7 @@ func New(cfg Config, core frontend.Core, opts ...Option) (*Server, error) {
 	s := &Server{
 		cfg: cfg, core: core, log: zap.NewNop(), now: time.Now, ctx: ctx, cancel: cancel,
 		conns: map[string]*conn{}, byRemote: map[string]*conn{}, services: map[key]*service{},
-		known: map[key]bool{}, beats: map[beatKey]*beating{},
+		known: map[key]bool{}, beats: map[string]*beating{},
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -158,12 +158,7 @@ func (s *Server) live(owner, service string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if owner == ownerHTTP {
-		for k := range s.beats {
-			if k.mesh == service {
-				return true
-			}
-		}
-		return false
+		return s.beats[service] != nil
 	}
 	_, ok := s.conns[owner[len(OwnerPrefix):]]
 	return ok
