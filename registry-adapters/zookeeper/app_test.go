@@ -1,6 +1,7 @@
 package zookeeper
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -153,4 +154,33 @@ func TestAppLevelSessionExpiry(t *testing.T) {
 		data, _, err := env.raw.Get(node)
 		return err == nil && string(data) == string(before)
 	})
+}
+
+// TestAppLevelResume: after a restart with the old session, the instance
+// node is adopted as the endpoint it was; registering it again
+// unchanged leaves the node (and its data) as it is.
+func TestAppLevelResume(t *testing.T) {
+	env := newEnv(t)
+	app := appName(t, env)
+	ep := registry.Endpoint{Service: dubboapp.ServiceName(app, "tri"), Addr: "127.0.0.2:31003",
+		Metadata: map[string]string{"dubbo.metadata.revision": "r1", MetaProtocol: "tri"}}
+	path := filepath.Join(t.TempDir(), "session")
+	sid, st := crashed(t, env, path, ep)
+	node := st.Nodes[0]
+	data, before, err := env.raw.Get(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := env.newRegistryWith(t, []Option{WithSessionStore(registrytest.NewFileStore(path))})
+	if got := r.conn.SessionID(); got != sid {
+		t.Fatalf("session after the restart %x, want the old %x", got, sid)
+	}
+	if got := r.Adopted(); !registry.EqualSets(got, normalized(t, ep)) {
+		t.Fatalf("Adopted = %s, want %s", registrytest.Format(got), ep)
+	}
+	mustRegister(t, r, ep)
+	again, after, err := env.raw.Get(node)
+	if err != nil || after.Czxid != before.Czxid || after.Mzxid != before.Mzxid || string(again) != string(data) {
+		t.Errorf("node after Register unchanged: %+v, %v; want it untouched", after, err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/detourmesh/detour/naming-agent/frontend"
+	"github.com/detourmesh/detour/naming-agent/frontend/zookeeper"
 	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubboapp"
 )
 
@@ -210,4 +211,36 @@ func FuzzAppRewrite(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRewriterAppRestored: after an agent restart, a restored session's
+// instance node keeps its publications (and its deletion ends them);
+// those of a session that did not come back end.
+func TestRewriterAppRestored(t *testing.T) {
+	core := newFakeCore()
+	for _, p := range []frontend.Publication{
+		{Service: "demo:dubbo", Owner: "zookeeper/0x1"}, {Service: "demo:tri", Owner: "zookeeper/0x1"},
+		{Service: "gone:dubbo", Owner: "zookeeper/0x2"},
+	} {
+		if err := core.Publish(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewRewriter(core, zaptest.NewLogger(t))
+	defer r.Close()
+	r.Start(func(string) {})
+	path := "/services/demo/10.0.0.5:20880"
+	r.SessionsRestored([]zookeeper.RestoredSession{{ID: 1, Ephemerals: []zookeeper.Ephemeral{{Path: path, Data: []byte(twoProtocols)}}}})
+	for _, s := range []string{"demo:dubbo", "demo:tri"} {
+		if _, ok := core.pub(s); !ok {
+			t.Errorf("%s of a restored session ended", s)
+		}
+	}
+	if _, ok := core.pub("gone:dubbo"); ok {
+		t.Error("a publication of a session that did not come back was kept")
+	}
+	r.NodeDeleted(1, path)
+	if len(core.Owned("")) != 0 {
+		t.Errorf("kept after the restored node went: %v", core.Owned(""))
+	}
 }
