@@ -25,7 +25,7 @@ type fakeServer struct {
 	wg                       sync.WaitGroup
 }
 
-func newFakeServer(t *testing.T, name string) *fakeServer {
+func newFakeServer(t testing.TB, name string) *fakeServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -123,7 +123,7 @@ func request(id uint64, body string) []byte {
 // client is a Dubbo consumer's connection: calls by id, answers read by
 // one reader and handed to their callers.
 type client struct {
-	t  *testing.T
+	t  testing.TB
 	c  net.Conn
 	mu sync.Mutex
 	w  sync.Mutex
@@ -138,7 +138,7 @@ type reply struct {
 	body []byte
 }
 
-func dialClient(t *testing.T, addr string) *client {
+func dialClient(t testing.TB, addr string) *client {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -204,7 +204,7 @@ func (c *client) call(id uint64, body string) reply {
 	return wait(c.t, c.send(request(id, body)))
 }
 
-func wait(t *testing.T, ch <-chan reply) reply {
+func wait(t testing.TB, ch <-chan reply) reply {
 	t.Helper()
 	select {
 	case r, ok := <-ch:
@@ -249,7 +249,7 @@ func testCluster(failures int, addrs ...string) *cluster.Cluster {
 }
 
 // serve runs p on a listener of its own and returns its address.
-func serve(t *testing.T, p *Proxy) string {
+func serve(t testing.TB, p *Proxy) string {
 	t.Helper()
 	if p.Dial == nil {
 		p.Dial = (&net.Dialer{}).DialContext

@@ -131,7 +131,11 @@ func (d *downstream) serve() {
 	defer p.downWG.Done()
 	rd := NewReader(d.c, 32<<10, p.MaxBody)
 	var deadline time.Time
+	var b batch
 	for {
+		if !rd.Ready() {
+			b.flush()
+		}
 		if p.ClientIdle > 0 {
 			// Moved only when half used: a deadline set per frame would
 			// reset a runtime timer per call.
@@ -156,13 +160,14 @@ func (d *downstream) serve() {
 				d.w.write(HeartbeatResponse(h), nil)
 			}
 		case h.IsRequest():
-			p.forward(d, h, f)
+			p.forward(d, h, f, &b)
 		case h.Event():
 			// a heartbeat's answer
 		default:
 			p.badFrame("client", d.c.RemoteAddr().String(), fmt.Errorf("dubbo: a response (id %d) from a client", h.ID))
 		}
 	}
+	b.flush()
 	if p.isDraining() {
 		d.calls.Wait() // each ends by its response or time-out
 	}
@@ -173,7 +178,7 @@ func (d *downstream) serve() {
 }
 
 // forward sends one request frame f upstream.
-func (p *Proxy) forward(d *downstream, h Header, f []byte) {
+func (p *Proxy) forward(d *downstream, h Header, f []byte, b *batch) {
 	p.Listener.Requests.Add(1)
 	if p.Cluster != nil {
 		p.Cluster.Stats.Requests.Add(1)
@@ -193,13 +198,14 @@ func (p *Proxy) forward(d *downstream, h Header, f []byte) {
 		}
 		d.calls.Add(1)
 	}
-	p.dispatch(cl, f, nil)
+	p.dispatch(cl, f, nil, b)
 }
 
 // dispatch picks an upstream for cl and sends f there: at once when a
-// connection to it is ready, else from a goroutine that dials (f is
-// copied: it lives in the client's read buffer).
-func (p *Proxy) dispatch(cl *call, f []byte, exclude *cluster.Endpoint) {
+// connection to it is ready (buffered in b if not nil), else from a
+// goroutine that dials (f is copied: it lives in the client's read
+// buffer).
+func (p *Proxy) dispatch(cl *call, f []byte, exclude *cluster.Endpoint, b *batch) {
 	addr, ep := p.Target, (*cluster.Endpoint)(nil)
 	if p.Cluster != nil {
 		var err error
@@ -213,7 +219,7 @@ func (p *Proxy) dispatch(cl *call, f []byte, exclude *cluster.Endpoint) {
 		ep.Stats.Requests.Add(1)
 	}
 	cl.ep = ep
-	if uc := p.pool.ready(addr); uc != nil && uc.send(cl, f) == nil {
+	if uc := p.pool.ready(addr); uc != nil && uc.send(cl, f, b) == nil {
 		return
 	}
 	if cl.req != nil {
@@ -226,7 +232,7 @@ func (p *Proxy) dispatch(cl *call, f []byte, exclude *cluster.Endpoint) {
 		defer p.wg.Done()
 		uc, err := p.pool.get(addr, ep)
 		if err == nil {
-			err = uc.send(cl, f)
+			err = uc.send(cl, f, nil)
 		}
 		if err == nil {
 			return
@@ -258,12 +264,12 @@ func (p *Proxy) retry(cl *call, f []byte, ep *cluster.Endpoint) bool {
 	cl.attempt++
 	p.Listener.Retries.Add(1)
 	p.Cluster.Stats.Retries.Add(1)
-	p.dispatch(cl, f, ep)
+	p.dispatch(cl, f, ep, nil)
 	return true
 }
 
 // response sends an upstream's response back to its caller.
-func (p *Proxy) response(uc *upConn, h Header, f []byte) {
+func (p *Proxy) response(uc *upConn, h Header, f []byte, b *batch) {
 	cl := uc.take(h.ID)
 	if cl == nil {
 		p.Listener.Fail(stats.UnknownResponse)
@@ -286,7 +292,8 @@ func (p *Proxy) response(uc *upConn, h Header, f []byte) {
 	var hdr [HeaderLen]byte
 	copy(hdr[:], f)
 	SetID(hdr[:], cl.id)
-	cl.d.w.write(hdr[:], f[HeaderLen:])
+	cl.d.w.buffer(hdr[:], f[HeaderLen:])
+	b.add(cl.d.w)
 	failed := failureStatus(h.Status)
 	if ep := cl.ep; ep != nil {
 		ep.Stats.BytesOut.Add(uint64(len(f)))

@@ -2,6 +2,7 @@ package dubbo
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -61,6 +62,17 @@ func (r *Reader) Next() (Header, []byte, error) {
 		return Header{}, nil, truncated(err, m, n)
 	}
 	return h, f, nil
+}
+
+// Ready says a whole frame is buffered: Next will not block.
+func (r *Reader) Ready() bool {
+	n := r.br.Buffered() - r.discard
+	if n < HeaderLen {
+		return false
+	}
+	b, _ := r.br.Peek(r.discard + HeaderLen) // buffered: does not block
+	l := int(int32(binary.BigEndian.Uint32(b[r.discard+12:])))
+	return l < 0 || n >= HeaderLen+l // a bad length: Next returns its error
 }
 
 // Buffered is how many bytes are read and not yet returned.

@@ -68,7 +68,7 @@ func (uc *upConn) usable() bool {
 // send writes cl's request frame f on uc with an id of uc's. It fails
 // only when uc had closed before (cl is not sent); a write that fails
 // closes uc, which answers cl.
-func (uc *upConn) send(cl *call, f []byte) error {
+func (uc *upConn) send(cl *call, f []byte, b *batch) error {
 	uc.mu.Lock()
 	if uc.closed {
 		uc.mu.Unlock()
@@ -86,7 +86,13 @@ func (uc *upConn) send(cl *call, f []byte) error {
 	var hdr [HeaderLen]byte
 	copy(hdr[:], f)
 	SetID(hdr[:], id)
-	err := uc.w.write(hdr[:], f[HeaderLen:])
+	var err error
+	if b != nil {
+		err = uc.w.buffer(hdr[:], f[HeaderLen:])
+		b.add(uc.w)
+	} else {
+		err = uc.w.write(hdr[:], f[HeaderLen:])
+	}
 	if uc.ep != nil && err == nil {
 		uc.ep.Stats.BytesIn.Add(uint64(len(f)))
 		uc.p.Cluster.Stats.BytesIn.Add(uint64(len(f)))
@@ -130,7 +136,12 @@ func (uc *upConn) read() {
 	defer uc.p.wg.Done()
 	p := uc.p
 	rd := NewReader(uc.c, 32<<10, p.MaxBody)
+	var b batch
+	defer b.flush()
 	for {
+		if !rd.Ready() {
+			b.flush()
+		}
 		uc.c.SetReadDeadline(time.Now().Add(heartbeatEvery))
 		h, f, err := rd.Next()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -165,7 +176,7 @@ func (uc *upConn) read() {
 		case h.Event():
 			// the answer to our heartbeat
 		default:
-			p.response(uc, h, f)
+			p.response(uc, h, f, &b)
 		}
 	}
 }

@@ -24,11 +24,24 @@ func newWriter(w io.Writer, size int) *writer { return &writer{bw: bufio.NewWrit
 
 // write writes the frame hdr+body (hdr may hold the whole frame and
 // body be nil) and reports the connection's first write error.
-func (w *writer) write(hdr, body []byte) error {
+func (w *writer) write(hdr, body []byte) error { return w.put(hdr, body, true) }
+
+// buffer is write without the flush: the caller flushes later (batch).
+func (w *writer) buffer(hdr, body []byte) error { return w.put(hdr, body, false) }
+
+func (w *writer) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil && w.bw.Buffered() > 0 {
+		w.err = w.bw.Flush()
+	}
+}
+
+func (w *writer) put(hdr, body []byte, flush bool) error {
 	w.waiting.Add(1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	last := w.waiting.Add(-1) == 0
+	last := w.waiting.Add(-1) == 0 && flush
 	if w.err != nil {
 		return w.err
 	}
@@ -46,4 +59,28 @@ func (w *writer) write(hdr, body []byte) error {
 		w.err = w.bw.Flush()
 	}
 	return w.err
+}
+
+// batch is one reader's writers with frames buffered and not flushed:
+// a reader that has more whole frames to read defers its flushes until
+// it has none, so that the frames of one read leave in one write each
+// way. Each writer then holds bytes until a flush: every buffer must be
+// followed by the batch's flush before its reader blocks.
+type batch struct{ ws []*writer }
+
+func (b *batch) add(w *writer) {
+	for _, x := range b.ws {
+		if x == w {
+			return
+		}
+	}
+	b.ws = append(b.ws, w)
+}
+
+func (b *batch) flush() {
+	for _, w := range b.ws {
+		w.flush()
+	}
+	clear(b.ws)
+	b.ws = b.ws[:0]
 }
