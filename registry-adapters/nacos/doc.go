@@ -2,8 +2,8 @@
 // Nacos's gRPC protocol through nacos-sdk-go v2.
 //
 // Endpoints are ephemeral instances of the configured namespace, group and
-// cluster: Addr is ip:port, Weight is the instance weight (the same number,
-// 100 is 100.0), Metadata is the instance metadata exactly. Only instances
+// cluster: Addr is ip:port, Weight is the instance weight x 100 (the
+// registry's default 100 is Nacos's default 1.0), Metadata is the instance metadata exactly. Only instances
 // that are healthy, enabled and of weight above 0 are listed and watched;
 // an instance that cannot be mapped (a bad IP or port, a weight out of
 // range, metadata registry refuses, the reserved "weight" key included) is

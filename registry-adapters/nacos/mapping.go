@@ -15,16 +15,24 @@ import (
 // The mapping between a Nacos instance and a registry.Endpoint:
 //
 //	Endpoint.Addr      <-> instance ip:port ("[ip]:port" for IPv6)
-//	Endpoint.Weight    <-> instance weight, the same number: 100 is 100.0
+//	Endpoint.Weight    <-> instance weight x 100: registry.DefaultWeight
+//	                       (100) is Nacos's default 1.0
 //	Endpoint.Metadata  <-> instance metadata, exactly
 //	                       ephemeral=true, healthy=true, enabled=true,
 //	                       clusterName=Config.Cluster on registration
 //
-// Weight is not scaled: Nacos's range (0 to 10000) is registry's (1 to
-// MaxWeight), so a weight written is the weight read. Instances written
-// by other clients may carry fractional weights: they are rounded, and
-// anything above 0 is at least 1. Nacos's default of 1.0 for a Java
-// client's instance therefore reads as 1, not as DefaultWeight.
+// Weight is scaled so that both sides' defaults meet: an endpoint
+// registered without a weight is 1.0 in Nacos, like a Java or Go
+// client's instance, and such an instance reads as DefaultWeight, so in
+// a service both register to, traffic splits as Nacos means it (with
+// the same number, detour's 100 took 991 of 1,000 picks beside a
+// client's 1.0). Registry weights 1 to MaxWeight are Nacos's 0.01 to
+// 100.0 and read back exactly; a foreign weight is rounded to the
+// hundredth, anything above 0 is at least 1, above 100.0 is MaxWeight,
+// and above Nacos's own 10000 is malformed.
+
+// weightScale is how many registry weight units one Nacos weight unit is.
+const weightScale = 100
 
 // instanceOf maps a normalized Endpoint to the instance to register.
 func instanceOf(ep registry.Endpoint, cluster string) (model.Instance, error) {
@@ -39,7 +47,7 @@ func instanceOf(ep registry.Endpoint, cluster string) (model.Instance, error) {
 	return model.Instance{
 		Ip:          host,
 		Port:        uint64(port),
-		Weight:      float64(ep.Weight),
+		Weight:      float64(ep.Weight) / weightScale,
 		Healthy:     true,
 		Enable:      true,
 		Ephemeral:   true,
@@ -102,12 +110,15 @@ func endpointOf(service string, in model.Instance) (registry.Endpoint, error) {
 	return ep.Normalized()
 }
 
+// maxNacosWeight is the largest weight Nacos accepts.
+const maxNacosWeight = 10000
+
 // weightOf maps a Nacos weight (> 0) to a registry weight.
 func weightOf(w float64) (uint32, error) {
-	if math.IsNaN(w) || w <= 0 || w > registry.MaxWeight+0.5 {
-		return 0, fmt.Errorf("weight %v out of range (0, %d]", w, registry.MaxWeight)
+	if math.IsNaN(w) || w <= 0 || w > maxNacosWeight {
+		return 0, fmt.Errorf("weight %v out of range (0, %d]", w, maxNacosWeight)
 	}
-	return uint32(max(1, math.Round(w))), nil
+	return uint32(min(registry.MaxWeight, max(1, math.Round(w*weightScale)))), nil
 }
 
 // instanceKey is the key MalformedFunc is given: the instance ID Nacos

@@ -12,7 +12,7 @@ import (
 )
 
 func TestEndpointOf(t *testing.T) {
-	base := model.Instance{Ip: "10.0.0.1", Port: 8080, Weight: 100, Healthy: true, Enable: true,
+	base := model.Instance{Ip: "10.0.0.1", Port: 8080, Weight: 1, Healthy: true, Enable: true,
 		Metadata: map[string]string{"detour.port": "20880"}}
 	with := func(f func(*model.Instance)) model.Instance {
 		in := base
@@ -26,10 +26,11 @@ func TestEndpointOf(t *testing.T) {
 		wantErr string
 	}{
 		{"plain", base, registry.Endpoint{Service: "svc", Addr: "10.0.0.1:8080", Weight: 100, Metadata: map[string]string{"detour.port": "20880"}}, ""},
-		{"weight is not scaled", with(func(in *model.Instance) { in.Weight = 10000 }), registry.Endpoint{Service: "svc", Addr: "10.0.0.1:8080", Weight: 10000, Metadata: base.Metadata}, ""},
-		{"Java default 1.0", with(func(in *model.Instance) { in.Weight = 1 }), registry.Endpoint{Service: "svc", Addr: "10.0.0.1:8080", Weight: 1, Metadata: base.Metadata}, ""},
-		{"fraction rounds", with(func(in *model.Instance) { in.Weight = 2.5 }), registry.Endpoint{Service: "svc", Addr: "10.0.0.1:8080", Weight: 3, Metadata: base.Metadata}, ""},
-		{"small weight is 1", with(func(in *model.Instance) { in.Weight = 0.01 }), registry.Endpoint{Service: "svc", Addr: "10.0.0.1:8080", Weight: 1, Metadata: base.Metadata}, ""},
+		{"weight 100.0 is the most", with(func(in *model.Instance) { in.Weight = 100 }), registry.Endpoint{Service: "svc", Addr: "10.0.0.1:8080", Weight: registry.MaxWeight, Metadata: base.Metadata}, ""},
+		{"Nacos's top 10000 too", with(func(in *model.Instance) { in.Weight = 10000 }), registry.Endpoint{Service: "svc", Addr: "10.0.0.1:8080", Weight: registry.MaxWeight, Metadata: base.Metadata}, ""},
+		{"fraction scaled", with(func(in *model.Instance) { in.Weight = 2.5 }), registry.Endpoint{Service: "svc", Addr: "10.0.0.1:8080", Weight: 250, Metadata: base.Metadata}, ""},
+		{"hundredths round", with(func(in *model.Instance) { in.Weight = 0.015 }), registry.Endpoint{Service: "svc", Addr: "10.0.0.1:8080", Weight: 2, Metadata: base.Metadata}, ""},
+		{"small weight is 1", with(func(in *model.Instance) { in.Weight = 0.0001 }), registry.Endpoint{Service: "svc", Addr: "10.0.0.1:8080", Weight: 1, Metadata: base.Metadata}, ""},
 		{"nil metadata", with(func(in *model.Instance) { in.Metadata = nil }), registry.Endpoint{Service: "svc", Addr: "10.0.0.1:8080", Weight: 100, Metadata: map[string]string{}}, ""},
 		{"ipv6", with(func(in *model.Instance) { in.Ip = "fd00::1" }), registry.Endpoint{Service: "svc", Addr: "[fd00::1]:8080", Weight: 100, Metadata: base.Metadata}, ""},
 		{"hostname", with(func(in *model.Instance) { in.Ip = "app-1.example.com" }), registry.Endpoint{Service: "svc", Addr: "app-1.example.com:8080", Weight: 100, Metadata: base.Metadata}, ""},
@@ -157,4 +158,21 @@ func FuzzEndpointOf(f *testing.F) {
 			t.Fatalf("round trip: %+v -> %+v -> %+v, %v", ep, back, again, err)
 		}
 	})
+}
+
+// TestDefaultWeightIsNacosDefault: an endpoint registered without a
+// weight is Nacos's default 1.0, so beside a Nacos client's instances it
+// takes an even share (issue 16: with the same number, 991 of 1,000).
+func TestDefaultWeightIsNacosDefault(t *testing.T) {
+	ep, err := registry.Endpoint{Service: "svc", Addr: "10.0.0.1:80"}.Normalized()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := instanceOf(ep, DefaultCluster)
+	if err != nil || in.Weight != 1.0 {
+		t.Fatalf("instanceOf(default weight) = weight %v, %v; want 1.0", in.Weight, err)
+	}
+	if w, err := weightOf(1.0); err != nil || w != registry.DefaultWeight {
+		t.Fatalf("weightOf(1.0) = %d, %v; want %d", w, err, registry.DefaultWeight)
+	}
 }

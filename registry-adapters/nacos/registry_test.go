@@ -273,10 +273,10 @@ func TestForeignInstances(t *testing.T) {
 	put("not a host!", 80, 100, false, true, nil)     // bad but not serving: ignored
 
 	want := []registry.Endpoint{
-		{Service: "svc", Addr: "10.0.0.1:80", Weight: 1, Metadata: map[string]string{}},
-		{Service: "svc", Addr: "10.0.0.2:80", Weight: 1, Metadata: map[string]string{}},
-		{Service: "svc", Addr: "10.0.0.3:80", Weight: 3, Metadata: map[string]string{"a": "b"}},
-		{Service: "svc", Addr: "[::1]:80", Weight: 100, Metadata: map[string]string{}},
+		{Service: "svc", Addr: "10.0.0.1:80", Weight: registry.DefaultWeight, Metadata: map[string]string{}},
+		{Service: "svc", Addr: "10.0.0.2:80", Weight: 40, Metadata: map[string]string{}},
+		{Service: "svc", Addr: "10.0.0.3:80", Weight: 260, Metadata: map[string]string{"a": "b"}},
+		{Service: "svc", Addr: "[::1]:80", Weight: registry.MaxWeight, Metadata: map[string]string{}},
 	}
 	registry.Sort(want)
 	got, err := r.List(ctx, "svc")
