@@ -163,12 +163,13 @@ func (tw *treeWatch) read(conn *zk.Conn, p string) ([]string, error) {
 		return tw.setKids(p, filterZK(kids)), nil
 	}
 	var data []byte
+	var stat *zk.Stat
 	var err error
 	if tw.armed[p][kindData] {
-		data, _, err = conn.Get(p)
+		data, stat, err = conn.Get(p)
 	} else {
 		var w *zk.Watcher
-		data, _, w, err = conn.GetW(p)
+		data, stat, w, err = conn.GetW(p)
 		if err == nil {
 			tw.forward(w, p, kindData)
 		}
@@ -191,6 +192,11 @@ func (tw *treeWatch) read(conn *zk.Conn, p string) ([]string, error) {
 		return nil, err
 	}
 	tw.nodes[p] = data
+	if stat != nil && stat.EphemeralOwner != 0 {
+		// An ephemeral node has no children (a consumer node): no child
+		// watch, half the watches on a tree of them.
+		return tw.setKids(p, nil), nil
+	}
 	var kids []string
 	if tw.armed[p][kindChild] {
 		kids, _, err = conn.Children(p)

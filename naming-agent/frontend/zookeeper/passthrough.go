@@ -313,7 +313,7 @@ func (p *Passthrough) writer() {
 		}
 		if p.failing {
 			p.failing = false
-			p.log.Info("registry writable again; writes caught up", zap.Int("pending", len(p.queue)))
+			p.log.Info("registry writable again; making the writes kept", zap.Int("pending", len(p.queue)))
 		}
 		p.mu.Unlock()
 	}
