@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"strings"
 	"time"
 
@@ -60,8 +61,21 @@ type treeWatch struct {
 	nodes map[string][]byte
 	kids  map[string][]string
 	armed map[string]map[watchKind]bool
-	last  map[string][]byte // what fn got last
+	// watching are the armed watches run waits on in one reflect.Select
+	// (no goroutine per watch); past maxSelect, a goroutine forwards one
+	// to events.
+	watching []armedWatch
+	last     map[string][]byte // what fn got last
 }
+
+type armedWatch struct {
+	ch   <-chan zk.Event
+	path string
+	kind watchKind
+}
+
+// maxSelect keeps reflect.Select under its 65536 cases.
+const maxSelect = 60000
 
 func (tw *treeWatch) run(ctx context.Context) error {
 	defer func() {
@@ -91,32 +105,50 @@ func (tw *treeWatch) run(ctx context.Context) error {
 				tw.deliver()
 			}
 		}
-		select {
-		case ev := <-tw.events:
-			if ev.gen == tw.gen {
-				delete(tw.armed[ev.path], ev.kind)
-				dirty = append(dirty, ev.path)
-			}
-		drain:
-			for {
-				select {
-				case ev := <-tw.events:
-					if ev.gen == tw.gen {
-						delete(tw.armed[ev.path], ev.kind)
-						dirty = append(dirty, ev.path)
-					}
-				default:
-					break drain
-				}
-			}
-		case <-changed:
-		case <-retry:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tw.r.done:
-			return fmt.Errorf("zookeeper: watch %q: %w", tw.prefix, registry.ErrClosed)
+		ev, fired, err := tw.wait(ctx, changed, retry)
+		if err != nil {
+			return err
+		}
+		if fired && ev.gen == tw.gen {
+			delete(tw.armed[ev.path], ev.kind)
+			dirty = append(dirty, ev.path)
 		}
 	}
+}
+
+// wait blocks until a watch fires (fired), the connection changes, retry
+// is due, or the watch ends (err).
+func (tw *treeWatch) wait(ctx context.Context, changed <-chan struct{}, retry <-chan time.Time) (treeEvent, bool, error) {
+	const fixed = 5
+	cases := make([]reflect.SelectCase, fixed, fixed+len(tw.watching))
+	recv := func(ch any) reflect.SelectCase {
+		return reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)}
+	}
+	cases[0], cases[2], cases[3], cases[4] = recv(changed), recv(ctx.Done()), recv(tw.r.done), recv(tw.events)
+	cases[1] = reflect.SelectCase{Dir: reflect.SelectRecv} // no retry: never chosen
+	if retry != nil {
+		cases[1] = recv(retry)
+	}
+	for _, w := range tw.watching {
+		cases = append(cases, recv(w.ch))
+	}
+	chosen, v, _ := reflect.Select(cases)
+	switch {
+	case chosen == 2:
+		return treeEvent{}, false, ctx.Err()
+	case chosen == 3:
+		return treeEvent{}, false, fmt.Errorf("zookeeper: watch %q: %w", tw.prefix, registry.ErrClosed)
+	case chosen == 4:
+		return v.Interface().(treeEvent), true, nil
+	case chosen >= fixed:
+		i := chosen - fixed
+		w := tw.watching[i]
+		last := len(tw.watching) - 1
+		tw.watching[i], tw.watching[last] = tw.watching[last], armedWatch{}
+		tw.watching = tw.watching[:last]
+		return treeEvent{gen: tw.gen, path: w.path, kind: w.kind}, true, nil
+	}
+	return treeEvent{}, false, nil
 }
 
 func (tw *treeWatch) root() string { return tw.prefix }
@@ -126,7 +158,7 @@ func (tw *treeWatch) reset(gen uint64) {
 	if tw.stop != nil {
 		close(tw.stop)
 	}
-	tw.gen, tw.stop = gen, make(chan struct{})
+	tw.gen, tw.stop, tw.watching = gen, make(chan struct{}), nil
 	tw.nodes, tw.kids, tw.armed = map[string][]byte{}, map[string][]string{}, map[string]map[watchKind]bool{}
 }
 
@@ -252,12 +284,17 @@ func (tw *treeWatch) remove(p string) {
 	delete(tw.kids, p)
 }
 
-// forward passes w's event, tagged with the watch session, to the loop.
+// forward arms w: run waits on it (past maxSelect, a goroutine passes its
+// event, tagged with the watch session, to events).
 func (tw *treeWatch) forward(w *zk.Watcher, p string, kind watchKind) {
 	if tw.armed[p] == nil {
 		tw.armed[p] = map[watchKind]bool{}
 	}
 	tw.armed[p][kind] = true
+	if len(tw.watching) < maxSelect {
+		tw.watching = append(tw.watching, armedWatch{ch: w.EvtCh, path: p, kind: kind})
+		return
+	}
 	ev, stop := treeEvent{gen: tw.gen, path: p, kind: kind}, tw.stop
 	go func() {
 		select {
