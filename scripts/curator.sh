@@ -11,7 +11,8 @@
 #                 jackson, slf4j). Needs root and apt-get when something is
 #                 missing; does nothing otherwise.
 #   build OUTDIR  deps, then compile into OUTDIR/classes and write the
-#                 launcher OUTDIR/curator-dubbo (HOST:PORT ROOT). Quick when
+#                 launcher OUTDIR/curator-dubbo (HOST:PORT ROOT [restart]:
+#                 see integration/curator/README.md). Quick when
 #                 nothing changed: OUTDIR keeps a stamp of the sources, javac
 #                 and the jars, and an unchanged stamp skips the build.
 #                 Builds are serialized with an flock on
@@ -20,8 +21,8 @@
 #                 server at HOST:PORT under the znode ROOT (removed at the
 #                 end). Exit 0 when every step passed.
 #
-# The Go test naming-agent/frontend/zookeeper/curator_test.go runs it
-# against the real ZooKeeper and the agent's front end and compares the
+# The Go tests of naming-agent/frontend/zookeeper/curator_test.go run it
+# against the real ZooKeeper and the agent's front end and compare the
 # transcripts; it uses CURATOR_BIN=OUTDIR when set (make test sets it),
 # else builds into a directory of its own.
 set -euo pipefail
@@ -103,7 +104,7 @@ build() {
   fi
   cat >"$tmp/curator-dubbo" <<EOF
 #!/bin/sh
-# Written by scripts/curator.sh: the Curator program, HOST:PORT ROOT.
+# Written by scripts/curator.sh: the Curator program, HOST:PORT ROOT [restart].
 exec java -Xshare:auto -XX:TieredStopAtLevel=1 -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \\
   -cp "$out/classes:$(classpath)" curatordubbo.Main "\$@"
 EOF

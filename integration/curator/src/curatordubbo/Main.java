@@ -1,6 +1,20 @@
 package curatordubbo;
 
-import static curatordubbo.Support.WAIT_MS;
+import static curatordubbo.Dubbo.APP;
+import static curatordubbo.Dubbo.CONFIG_KEY;
+import static curatordubbo.Dubbo.CONSUMER;
+import static curatordubbo.Dubbo.IFACE;
+import static curatordubbo.Dubbo.client;
+import static curatordubbo.Dubbo.data;
+import static curatordubbo.Dubbo.discovery;
+import static curatordubbo.Dubbo.dubboCreate;
+import static curatordubbo.Dubbo.instance;
+import static curatordubbo.Dubbo.instances;
+import static curatordubbo.Dubbo.p;
+import static curatordubbo.Dubbo.providerUrl;
+import static curatordubbo.Dubbo.rel;
+import static curatordubbo.Dubbo.settled;
+import static curatordubbo.Dubbo.sid;
 import static curatordubbo.Support.sorted;
 import static curatordubbo.Support.step;
 import static curatordubbo.Support.str;
@@ -9,30 +23,20 @@ import static curatordubbo.Support.urls;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.net.URLEncoder;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import org.apache.curator.framework.CuratorFramework;
-import org.apache.curator.framework.CuratorFrameworkFactory;
-import org.apache.curator.framework.api.CuratorWatcher;
 import org.apache.curator.framework.recipes.cache.ChildData;
 import org.apache.curator.framework.recipes.cache.CuratorCache;
 import org.apache.curator.framework.recipes.cache.CuratorCacheListener;
 import org.apache.curator.framework.recipes.cache.NodeCache;
 import org.apache.curator.framework.recipes.cache.TreeCache;
-import org.apache.curator.retry.RetryNTimes;
 import org.apache.curator.x.discovery.ServiceCache;
 import org.apache.curator.x.discovery.ServiceDiscovery;
-import org.apache.curator.x.discovery.ServiceDiscoveryBuilder;
 import org.apache.curator.x.discovery.ServiceInstance;
-import org.apache.curator.x.discovery.details.JsonInstanceSerializer;
 import org.apache.curator.x.discovery.details.ServiceCacheListener;
 import org.apache.zookeeper.CreateMode;
 import org.apache.zookeeper.KeeperException;
-import org.apache.zookeeper.WatchedEvent;
 import org.apache.zookeeper.Watcher;
 import org.apache.zookeeper.data.Stat;
 
@@ -41,38 +45,13 @@ import org.apache.zookeeper.data.Stat;
  * against one server, printing one line per step ("step NAME ok|fail
  * DETAIL"): nothing that differs between two correct servers (session
  * ids, zxids, times, children order) is printed, so two transcripts can be
- * compared as they are. Usage: Main HOST:PORT ROOT. Every path is under
- * ROOT, printed without it. The main client (Dubbo's) goes through a proxy
- * that the reconnect step cuts; a second client (another app) goes
- * straight to the server.
+ * compared as they are. Usage: Main HOST:PORT ROOT [restart] (restart:
+ * see Restart). Every path is under ROOT, printed without it. The main
+ * client (Dubbo's) goes through a proxy that the reconnect step cuts; a
+ * second client (another app) goes straight to the server; a third, with
+ * a short session, through a proxy of its own that the expire step cuts.
  */
 public final class Main {
-  static final String IFACE = "org.apache.dubbo.demo.DemoService";
-  static final String APP = "demo-provider";
-  static String root;
-
-  static String p(String rel) {
-    return root + rel;
-  }
-
-  static String rel(String path) {
-    return path != null && path.startsWith(root) ? path.substring(root.length()) : String.valueOf(path);
-  }
-
-  static String providerUrl(String host) {
-    String u = "dubbo://" + host + ":20880/" + IFACE + "?anyhost=true&application=" + APP
-        + "&deprecated=false&dubbo=2.0.2&dynamic=true&generic=false&interface=" + IFACE
-        + "&methods=sayHello,sayHelloAsync&pid=4242&release=3.2.10&service-name-mapping=true&side=provider"
-        + "&timestamp=1700000000000";
-    return "/dubbo/" + IFACE + "/providers/" + URLEncoder.encode(u, StandardCharsets.UTF_8);
-  }
-
-  static final String CONSUMER = "/dubbo/" + IFACE + "/consumers/"
-      + URLEncoder.encode("consumer://127.0.0.1/" + IFACE + "?application=demo-consumer&category=consumers"
-          + "&check=false&dubbo=2.0.2&interface=" + IFACE + "&methods=sayHello,sayHelloAsync&pid=4343"
-          + "&side=consumer&sticky=false&timestamp=1700000000001", StandardCharsets.UTF_8);
-  static final String CONFIG_KEY = "/dubbo/config/dubbo/" + APP + ".configurators";
-
   interface Body {
     String run() throws Exception;
   }
@@ -92,26 +71,6 @@ public final class Main {
   /** The main client's session, as it was first: a reconnect must keep it. */
   static long mainSid;
 
-  static CuratorFramework client(String addr, int sessionMs, Support.Events states) throws InterruptedException {
-    // Dubbo's CuratorZookeeperClient: one retry after a second, its own
-    // session and connection timeouts.
-    CuratorFramework c = CuratorFrameworkFactory.builder().connectString(addr)
-        .retryPolicy(new RetryNTimes(1, 1000)).connectionTimeoutMs((int) WAIT_MS)
-        .sessionTimeoutMs(sessionMs).build();
-    if (states != null) {
-      c.getConnectionStateListenable().addListener((cl, st) -> states.add(st.toString()));
-    }
-    c.start();
-    if (!c.blockUntilConnected((int) WAIT_MS, TimeUnit.MILLISECONDS)) {
-      throw new IllegalStateException("not connected to " + addr + " within " + WAIT_MS + "ms");
-    }
-    return c;
-  }
-
-  static long sid(CuratorFramework c) throws Exception {
-    return c.getZookeeperClient().getZooKeeper().getSessionId();
-  }
-
   /** owner says whose node path is, as the other client sees it. */
   static String owner(CuratorFramework other, String path) throws Exception {
     Stat st = other.checkExists().forPath(p(path));
@@ -128,107 +87,26 @@ public final class Main {
     return o == mainSid ? "ephemeral(main)" : o == sid(other) ? "ephemeral(other)" : "ephemeral(?)";
   }
 
-  /**
-   * Dubbo's AbstractZookeeperClient.create: persistent parents one by one
-   * (an absolute path, from the top), then the node.
-   */
-  static void dubboCreate(CuratorFramework c, String abs, boolean ephemeral) throws Exception {
-    if (!ephemeral && c.checkExists().forPath(abs) != null) {
-      return;
-    }
-    int i = abs.lastIndexOf('/');
-    if (i > 0) {
-      dubboCreate(c, abs.substring(0, i), false);
-    }
-    try {
-      c.create().withMode(ephemeral ? CreateMode.EPHEMERAL : CreateMode.PERSISTENT).forPath(abs);
-    } catch (KeeperException.NodeExistsException e) {
-      if (ephemeral) {
-        throw e;
-      }
-    }
-  }
-
-  /** Dubbo's subscription watcher: re-armed on every event, connection events ignored. */
-  static final class ChildWatcher implements CuratorWatcher {
-    final CuratorFramework c;
-    final String path;
-    final Support.Events ev;
-
-    ChildWatcher(CuratorFramework c, String path, Support.Events ev) {
-      this.c = c;
-      this.path = path;
-      this.ev = ev;
-    }
-
-    @Override
-    public void process(WatchedEvent e) throws Exception {
-      if (e.getType() == Watcher.Event.EventType.None) {
-        return;
-      }
-      List<String> kids = c.getChildren().usingWatcher(this).forPath(p(path));
-      ev.add(e.getType() + " " + rel(e.getPath()) + " " + urls(kids));
-    }
-  }
-
-  /**
-   * settled keeps a ServiceCache's state events and the change it was
-   * waited for: it rebuilds itself on a reconnect through states that
-   * depend on timing.
-   */
-  static List<String> settled(List<String> evs, String want) {
-    List<String> out = new ArrayList<>();
-    for (String e : evs) {
-      if (!e.startsWith("changed ")) {
-        out.add(e);
-      }
-    }
-    out.add(evs.contains("changed " + want) ? "changed " + want : "TIMEOUT");
-    return out;
-  }
-
-  static String data(ChildData d) {
-    return d == null ? "-" : rel(d.getPath()) + "=" + str(d.getData());
-  }
-
-  static ServiceInstance<ZookeeperInstance> instance(String host, String revision) throws Exception {
-    String id = host + ":20880";
-    Map<String, String> md = Map.of("dubbo.endpoints", "[{\"port\":20880,\"protocol\":\"dubbo\"}]",
-        "dubbo.metadata.revision", revision, "dubbo.metadata.storage-type", "local");
-    return ServiceInstance.<ZookeeperInstance>builder().id(id).name(APP).address(host).port(20880)
-        .payload(new ZookeeperInstance(id, APP, md)).build();
-  }
-
-  static ServiceDiscovery<ZookeeperInstance> discovery(CuratorFramework c) throws Exception {
-    ServiceDiscovery<ZookeeperInstance> sd = ServiceDiscoveryBuilder.builder(ZookeeperInstance.class).client(c)
-        .basePath(p("/services")).serializer(new JsonInstanceSerializer<>(ZookeeperInstance.class)).build();
-    sd.start();
-    return sd;
-  }
-
-  static String instances(ServiceCache<ZookeeperInstance> cache) {
-    List<String> out = new ArrayList<>();
-    for (ServiceInstance<ZookeeperInstance> i : cache.getInstances()) {
-      out.add(i.getId() + "@" + i.getPayload().getMetadata().get("dubbo.metadata.revision"));
-    }
-    return sorted(out);
-  }
-
   public static void main(String[] args) throws Exception {
-    if (args.length != 2 || !args[1].startsWith("/") || args[1].endsWith("/")) {
-      System.err.println("usage: Main HOST:PORT ROOT (an absolute path, not / itself)");
+    boolean restart = args.length == 3 && args[2].equals("restart");
+    if ((args.length != 2 && !restart) || !args[1].startsWith("/") || args[1].endsWith("/")) {
+      System.err.println("usage: Main HOST:PORT ROOT [restart] (ROOT an absolute path, not / itself)");
       System.exit(2);
     }
-    root = args[1];
-    try (Support.Proxy proxy = new Support.Proxy(args[0])) {
-      steps(args[0], proxy);
+    Dubbo.root = args[1];
+    if (restart) {
+      Restart.steps(args[0]);
+    } else {
+      try (Support.Proxy proxy = new Support.Proxy(args[0]); Support.Proxy proxy2 = new Support.Proxy(args[0])) {
+        steps(args[0], proxy, proxy2);
+      }
     }
     System.out.println("done failures=" + Support.failures);
     System.exit(Support.failures == 0 ? 0 : 1);
   }
 
   @SuppressWarnings("deprecation") // TreeCache and NodeCache: what Dubbo 2.7 and 3.0 use
-  static void steps(String server, Support.Proxy proxy) throws Exception {
+  static void steps(String server, Support.Proxy proxy, Support.Proxy proxy2) throws Exception {
     Support.Events states = new Support.Events("states");
     Support.Events subs = new Support.Events("subscription");
     Support.Events cc = new Support.Events("curatorcache");
@@ -282,7 +160,7 @@ public final class Main {
         } catch (KeeperException.NodeExistsException e) {
           // Dubbo creates each category persistent, ignoring an existing one
         }
-        List<String> kids = main.getChildren().usingWatcher(new ChildWatcher(main, dir, subs)).forPath(p(dir));
+        List<String> kids = main.getChildren().usingWatcher(new Dubbo.ChildWatcher(main, dir, subs)).forPath(p(dir));
         b.append(cat).append('=').append(urls(kids)).append(' ');
       }
       return b.toString().trim();
@@ -426,6 +304,34 @@ public final class Main {
           + " provider=" + owner(other, prov) + " consumer=" + owner(other, CONSUMER);
     });
 
+    // A provider away for longer than its session (a partition, a GC
+    // pause): the server ends the session and its node goes; Curator
+    // makes a new session when it is let back and Dubbo registers again.
+    String prov4 = providerUrl("127.0.0.4");
+    Support.Events shortStates = new Support.Events("short-states");
+    CuratorFramework shortLived = client("127.0.0.1:" + proxy2.port(), 4000, shortStates);
+    long shortSid = sid(shortLived);
+    run("expire-register", () -> {
+      dubboCreate(shortLived, p(prov4), true);
+      return "states=" + shortStates.await(s -> s.equals("CONNECTED")) + " negotiated="
+          + shortLived.getZookeeperClient().getZooKeeper().getSessionTimeout()
+          + " subscription=" + subs.await(e -> e.contains("127.0.0.4"));
+    });
+    run("expire", () -> {
+      proxy2.cut();
+      List<String> down = shortStates.await(s -> s.equals("SUSPENDED"));
+      List<String> gone = subs.await(e -> !e.contains("127.0.0.4"));
+      proxy2.release();
+      List<String> back = shortStates.awaitAll(List.of(s -> s.equals("LOST"), s -> s.equals("RECONNECTED")));
+      return "states=" + down + back + " same-session=" + (sid(shortLived) == shortSid) + " subscription=" + gone;
+    });
+    run("expire-recover", () -> {
+      dubboCreate(shortLived, p(prov4), true); // Dubbo's recover() on a new session
+      String d = "subscription=" + subs.await(e -> e.contains("127.0.0.4"));
+      shortLived.close();
+      return d + " closed=" + subs.await(e -> !e.contains("127.0.0.4"));
+    });
+
     run("unregister", () -> {
       main.delete().forPath(p(prov));
       String again;
@@ -460,7 +366,7 @@ public final class Main {
     });
     run("leftovers", () -> {
       List<String> left = new ArrayList<>();
-      for (Support.Events e : new Support.Events[] {subs, cc, tc, nc, sc, seen}) {
+      for (Support.Events e : new Support.Events[] {subs, cc, tc, nc, sc, seen, shortStates}) {
         for (String s : e.rest()) {
           // A ServiceCache rebuilds itself after a reconnect as often as
           // its timing makes it: its late changes say nothing of the server.
@@ -472,7 +378,7 @@ public final class Main {
       return "events=" + left;
     });
     peer.close();
-    other.delete().guaranteed().deletingChildrenIfNeeded().forPath(root);
+    other.delete().guaranteed().deletingChildrenIfNeeded().forPath(Dubbo.root);
     other.close();
   }
 }
