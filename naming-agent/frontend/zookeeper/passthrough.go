@@ -135,6 +135,10 @@ func (p *Passthrough) Start(srv *Server) {
 	for _, root := range p.roots {
 		go p.watch(root)
 	}
+	if len(p.roots) == 0 {
+		p.log.Info("pass-through off (no roots): apps' nodes stay on this host")
+		return
+	}
 	p.log.Info("passing apps' nodes through the registry", zap.Strings("roots", p.roots))
 }
 
