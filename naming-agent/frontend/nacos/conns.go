@@ -165,7 +165,8 @@ func (s *Server) setupConn(c *conn, labels map[string]string) bool {
 }
 
 // drop forgets c: its instances are unpublished and its subscriptions
-// end, as Nacos does when a connection is unregistered. Idempotent.
+// end, as Nacos does when a connection is unregistered; not when the
+// server closes. Idempotent.
 func (s *Server) drop(c *conn) {
 	s.mu.Lock()
 	if c.gone {
@@ -186,6 +187,12 @@ func (s *Server) drop(c *conn) {
 	pubs := slices.Sorted(maps.Keys(c.published))
 	clear(c.published)
 	s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		// The server is closing (the agent stops or restarts): the
+		// publications stay for the apps, which reconnect to the next
+		// run and register again (see restore).
+		return
+	}
 	for _, mesh := range pubs {
 		s.unpublish(c.owner(), mesh, "its connection ended")
 	}

@@ -120,11 +120,11 @@ func (s *Server) Serve(httpLn, grpcLn net.Listener) error {
 	return err
 }
 
-// Close stops serving: every connection is closed, which ends its
-// publications as Nacos does; watches stop. Publications made over
-// HTTP outlive it (the agent keeps them), as a Nacos restart keeps
-// persistent instances; ephemeral ones end at the next run's grace if
-// their heartbeats do not resume. It is idempotent.
+// Close stops serving: every connection is closed and watches stop.
+// Publications outlive it (the agent keeps them): the apps reconnect to
+// the next run and register again, taking them over; those that do not
+// within its RestoreGrace are ended then, as are HTTP ephemeral
+// instances whose heartbeats do not resume. It is idempotent.
 func (s *Server) Close() {
 	if s.ctx.Err() != nil {
 		return
