@@ -58,6 +58,8 @@ type l7Mesh struct {
 	apps      []string // each provider's own address
 	ingress   []string // each provider's registered ingress
 	regs      *timeline[[]registry.Endpoint]
+	view      *timeline[[]string] // A's front end's providers directory
+	egress    string              // A's egress for the service
 	consumer  *dubboConsumer
 	failed    int // in the phases
 }
@@ -97,7 +99,9 @@ func dubboGoL7(t *testing.T, be *backend) {
 			}
 		}
 	}
-	m.a.waitAnswer(dubboService, "A's egress", func(x testbed.Answer) bool { return x.Mesh && len(x.Endpoints) == 1 && len(x.Fallback) == 3 })
+	ans := m.a.waitAnswer(dubboService, "A's egress", func(x testbed.Answer) bool { return x.Mesh && len(x.Endpoints) == 1 && len(x.Fallback) == 3 })
+	m.egress = ans.Endpoints[0].Addr
+	m.view = watchChildren(t, m.a.ZooKeeperAddr(), dubboProviders)
 	m.waitRoutable(t, "all three providers healthy on A", 0, 1, 2)
 	m.checkProtocols(t)
 
@@ -362,11 +366,21 @@ func (m *l7Mesh) clientSidecarKilled(t *testing.T) {
 	m.a.waitSidecar("up")
 	m.a.waitAnswer(dubboService, "A's egress again", func(x testbed.Answer) bool { return x.Mesh })
 	meshed := time.Now()
+	// One node per provider, each at A's egress (the front end keeps
+	// each provider's own parameters).
+	_, fired := m.view.wait(t, back, 30*time.Second, "A's front end answers A's egress", func(kids []string) bool {
+		for _, k := range kids {
+			if providerAddr(k) != m.egress {
+				return false
+			}
+		}
+		return len(kids) > 0
+	})
 	eventually(t, 30*time.Second, "the consumer on A's egress again", func() bool {
 		return sidecarStats(t, m.a).Listener("egress", dubboService).Active > 0
 	})
 	moved := time.Now()
 	clean = m.clean(t, "A's sidecar back")
-	m.phase(t, "A's sidecar started again", r0, "A's agent answered its egress "+since(back, meshed)+" after the start, the consumer on it "+
-		since(back, moved)+" after it (both polled), a second without failure began "+since(back, clean)+" after it")
+	m.phase(t, "A's sidecar started again", r0, "A's agent answered its egress "+since(back, meshed)+" after the start (polled), A's front end's providers watch fired with it "+
+		since(back, fired)+" after it, the consumer on it "+since(back, moved)+" after it (polled), a second without failure began "+since(back, clean)+" after it")
 }
