@@ -106,7 +106,8 @@ type downstream struct {
 // ServeConn serves c until it closes; it returns at once.
 func (p *Proxy) ServeConn(c net.Conn) {
 	p.once.Do(p.init)
-	d := &downstream{p: p, c: c, w: newWriter(c, 32<<10)}
+	d := &downstream{p: p, c: c}
+	d.w = newWriter(c, 32<<10, func(error) { c.Close() })
 	p.mu.Lock()
 	if p.draining {
 		p.mu.Unlock()

@@ -302,7 +302,9 @@ func (pl *pool) dial(addr string, ep *cluster.Endpoint) (*upConn, error) {
 		p.Cluster.Stats.ConnsTotal.Add(1)
 		p.Cluster.Stats.ConnsActive.Add(1)
 	}
-	return &upConn{p: p, addr: addr, ep: ep, c: c, w: newWriter(c, 32<<10), pending: map[uint64]*call{}, lastUsed: time.Now()}, nil
+	uc := &upConn{p: p, addr: addr, ep: ep, c: c, pending: map[uint64]*call{}, lastUsed: time.Now()}
+	uc.w = newWriter(c, 32<<10, uc.close)
+	return uc, nil
 }
 
 func (pl *pool) remove(uc *upConn) {

@@ -2,25 +2,64 @@ package dubbo
 
 import (
 	"bufio"
-	"io"
+	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// writeTimeout bounds one write(2) to a peer: one that stops reading
+// fails its connection instead of holding up every frame queued
+// behind it (an upstream reader writes the answers of all its clients).
+const writeTimeout = 30 * time.Second
 
 // writer writes whole frames from many goroutines (responses from every
 // upstream connection, time-outs, heartbeats) onto one connection. A
 // frame is written under mu into a buffer, and the buffer is flushed by
 // the last writer in line: while others wait for mu, their frames leave
 // in the same write(2).
+//
+// The first write error is kept (every later write returns it) and
+// handed to fail, in a goroutine of its own, which closes the
+// connection.
 type writer struct {
 	waiting atomic.Int32 // writers in line for mu, the holder included
+	failed  atomic.Bool
+	fail    func(error)
 
-	mu  sync.Mutex // guards bw and err
+	mu  sync.Mutex // guards bw, err and the deadlineWriter
 	bw  *bufio.Writer
 	err error
 }
 
-func newWriter(w io.Writer, size int) *writer { return &writer{bw: bufio.NewWriterSize(w, size)} }
+func newWriter(c net.Conn, size int, fail func(error)) *writer {
+	return &writer{bw: bufio.NewWriterSize(&deadlineWriter{c: c}, size), fail: fail}
+}
+
+// deadlineWriter sets a write deadline writeTimeout ahead, moved only
+// when half of it is used: a write costs a clock read, not a timer
+// update.
+type deadlineWriter struct {
+	c     net.Conn
+	until time.Time
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	if now := time.Now(); now.Add(writeTimeout / 2).After(d.until) {
+		d.until = now.Add(writeTimeout)
+		d.c.SetWriteDeadline(d.until)
+	}
+	return d.c.Write(p)
+}
+
+// setErr records err as the writer's error; the first one goes to fail.
+func (w *writer) setErr(err error) error {
+	w.err = err
+	if err != nil && !w.failed.Swap(true) && w.fail != nil {
+		go w.fail(err)
+	}
+	return err
+}
 
 // write writes the frame hdr+body (hdr may hold the whole frame and
 // body be nil) and reports the connection's first write error.
@@ -33,7 +72,7 @@ func (w *writer) flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err == nil && w.bw.Buffered() > 0 {
-		w.err = w.bw.Flush()
+		w.setErr(w.bw.Flush())
 	}
 }
 
@@ -46,19 +85,17 @@ func (w *writer) put(hdr, body []byte, flush bool) error {
 		return w.err
 	}
 	if _, err := w.bw.Write(hdr); err != nil {
-		w.err = err
-		return err
+		return w.setErr(err)
 	}
 	if len(body) > 0 {
 		if _, err := w.bw.Write(body); err != nil {
-			w.err = err
-			return err
+			return w.setErr(err)
 		}
 	}
 	if last {
-		w.err = w.bw.Flush()
+		return w.setErr(w.bw.Flush())
 	}
-	return w.err
+	return nil
 }
 
 // batch is one reader's writers with frames buffered and not flushed:
