@@ -97,6 +97,9 @@ func TestCurator(t *testing.T) {
 		"step provider-added ok events=[NodeChildrenChanged /dubbo/org.apache.dubbo.demo.DemoService/providers [dubbo://127.0.0.1:20880, dubbo://127.0.0.2:20880]]\n",
 		"step provider-removed ok events=[NodeChildrenChanged /dubbo/org.apache.dubbo.demo.DemoService/providers [dubbo://127.0.0.1:20880]]\n",
 		"step config-changed ok curatorcache=[NODE_CHANGED ",
+		// Credentials in the registry address: CREATOR_ALL_ACL made the
+		// session's digest identity.
+		"step auth ok whoami=[digest:dubbo, ip:127.0.0.1] node=[digest:dubbo:8D07xCOn9BwzWYcFLtUWrIItVfo=/31] ",
 		// The session came back with its nodes; the watch and caches saw
 		// what changed while the client was away.
 		"step reconnect ok states=[SUSPENDED][RECONNECTED] same-session=true subscription=[NodeChildrenChanged /dubbo/org.apache.dubbo.demo.DemoService/providers [dubbo://127.0.0.1:20880, dubbo://127.0.0.3:20880]] ",

@@ -242,6 +242,8 @@ public final class Main {
           + " stale=" + stale;
     });
 
+    run("auth", () -> Secure.steps(server, other));
+
     // Application-level discovery: Dubbo 3's ZookeeperServiceDiscovery.
     ServiceDiscovery<ZookeeperInstance> sd = discovery(main);
     ServiceCache<ZookeeperInstance> serviceCache = sd.serviceCacheBuilder().name(APP).build();
