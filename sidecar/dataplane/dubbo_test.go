@@ -131,3 +131,40 @@ func TestDubboPerCallBalancingAndTimeouts(t *testing.T) {
 		t.Fatalf("B's ingress counted %d requests; want 37", in.Requests)
 	}
 }
+
+// Stage 2 and bypass as for the other protocols: B's sidecar gone, its
+// app alive, A's calls go to the app directly on the same client
+// connection.
+func TestDubboBypass(t *testing.T) {
+	const D = sidecarpb.Protocol_PROTOCOL_DUBBO
+	b := startL7Remote(t, "127.0.0.3", "greeter", D, dubboApp(t, "b", false, "127.0.0.1", "127.0.0.3"), nil)
+	a := newDP(t, Default())
+	egress := hp("127.0.0.2", freePort(t, "127.0.0.2"))
+	if err := a.Apply(context.Background(), egressSnap(1, egress, clusterOf("greeter", D, b.endpoint()))); err != nil {
+		t.Fatal(err)
+	}
+	waitHealthy(t, a, "greeter", b)
+	conn, err := net.Dial("tcp", egress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rd := dubbo.NewReader(conn, 4<<10, dubbo.DefaultMaxBody)
+	if h, body := dubboCall(t, conn, rd, 1); h.Status != dubbo.StatusOK || body != "b" {
+		t.Fatalf("through B's sidecar: %+v %q", h, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	b.dp.Shutdown(ctx)
+	cancel()
+	eventually(t, "bypass", func() bool {
+		return endpointState(a, "greeter", b.endpoint().Addr) == sidecarpb.EndpointHealth_STATE_BYPASS
+	})
+	for id := range 10 {
+		if h, body := dubboCall(t, conn, rd, uint64(10+id)); h.Status != dubbo.StatusOK || body != "b" {
+			t.Fatalf("bypassing: %+v %q", h, body)
+		}
+	}
+	if e := a.Stats().Clusters[0].Endpoints[0]; e.Bypassed != 10 {
+		t.Fatalf("bypassed %d calls; want 10", e.Bypassed)
+	}
+}
