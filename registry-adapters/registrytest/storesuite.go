@@ -42,6 +42,7 @@ func StoreSuite(t *testing.T, h StoreHarness) {
 	t.Run("PutWatchDelete", func(t *testing.T) { storePutWatchDelete(t, h) })
 	t.Run("Invalid", func(t *testing.T) { storeInvalid(t, h) })
 	t.Run("Skip", func(t *testing.T) { storeSkip(t, h) })
+	t.Run("WatchRoot", func(t *testing.T) { storeWatchRoot(t, h) })
 	t.Run("EphemeralEndsWithClient", func(t *testing.T) { storeEphemeralEnds(t, h) })
 	if h.LoseSession != nil {
 		t.Run("EphemeralAfterSessionLoss", func(t *testing.T) { storeSessionLoss(t, h) })
@@ -254,4 +255,21 @@ func storeSkip(t *testing.T, h StoreHarness) {
 			t.Errorf("skipped %s seen", k)
 		}
 	}
+}
+
+// storeWatchRoot: a watch of "/" sees every key (ZooKeeper: but its own
+// /zookeeper), and "/" itself is no key.
+func storeWatchRoot(t *testing.T, h StoreHarness) {
+	ctx := context.Background()
+	k := uniqueRoot(h) + "/x"
+	s := storeOf(t, h.New(t))
+	if err := s.PutKey(ctx, k, []byte("v"), true); err != nil {
+		t.Fatal(err)
+	}
+	w := WatchKeys(t, s, "/", h.Timeout)
+	w.Until(t, "the key, and neither / nor /zookeeper", func(m map[string][]byte) bool {
+		_, zk := m["/zookeeper"]
+		_, root := m["/"]
+		return HasKey(m, k, "v") && !zk && !root
+	})
 }
