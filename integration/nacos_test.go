@@ -39,15 +39,18 @@ func nacosArgs(ip string) []string {
 // B's ingress with the app's weight and metadata; A's front end answers
 // A's egress; calls cross both sidecars. A's sidecar SIGKILLed: the
 // callback brings the real instance (time to it, failed calls); started
-// again: the egress again. Then the provider's client closes and the
-// instance leaves the registry.
+// again: the egress again. B's agent SIGKILLed and started: the SDK
+// registers again and the registry never lacks the instance. Then the
+// provider's client closes and the instance leaves the registry.
 func TestNacosFrontEnds(t *testing.T) { every(t, true, nacosFrontEnds) }
 
 func nacosFrontEnds(t *testing.T, be *backend) {
 	logger.SetLogger(quietNacos{})
 	const service = "lines-nacos"
-	a := be.host(t, ipA, "", nacosArgs(ipA)...)
-	b := be.host(t, ipB, "", nacosArgs(ipB)...)
+	// A short grace, so the restart below shows its end within the test.
+	const grace = "frontends:\n  nacos:\n    restore_grace: 3s\n"
+	a := be.host(t, ipA, grace, nacosArgs(ipA)...)
+	b := be.host(t, ipB, grace, nacosArgs(ipB)...)
 	a.startSidecar()
 	b.startSidecar()
 	a.waitSidecar("up")
@@ -106,6 +109,59 @@ func nacosFrontEnds(t *testing.T, be *backend) {
 	r1 = load.snapshot()
 	t.Logf("figure: A's sidecar started again: callback with the egress %v after the start; %d calls failed; a second without failure began %v after the start",
 		fired.Sub(started).Round(time.Millisecond), r1.failed-r0.failed, clean.Sub(started).Round(time.Millisecond))
+
+	// B's agent SIGKILLed and started again: the provider's client
+	// reconnects and registers again, taking its publication over; the
+	// registry holds the instance throughout, and still after the
+	// restore grace has ended what nobody took over.
+	r0 = r1
+	var gaps atomic.Int64
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if eps, err := reader.List(a.ctx, service); err == nil && len(eps) == 0 {
+				gaps.Add(1)
+			}
+		}
+	}()
+	if err := b.Agent.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	if err := b.StartAgent(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-time.After(4 * time.Second) // past the restart's restore grace (3 s)
+	close(stopWatch)
+	<-watched
+	// Nacos ties ephemeral instances to the registering connection, the
+	// agent's own: a SIGKILLed agent's instances go until it reconnects
+	// (the adapter's limit, not the front end's).
+	nacosUpstream := strings.HasSuffix(t.Name(), "/nacos-test-server")
+	if n := gaps.Load(); n != 0 && !nacosUpstream {
+		t.Errorf("the registry lacked the instance in %d samples (every 20 ms) across B's agent restart", n)
+	}
+	eventually(t, 20*time.Second, "B's ingress in the registry after the restart's grace", func() bool {
+		eps := registered(t, reader, service)
+		return len(eps) == 1 && strings.HasPrefix(eps[0].Addr, b.IP+":")
+	})
+	load.cleanSecond(t, "B's agent restarted")
+	r1 = load.snapshot()
+	last := "none"
+	if r1.failed > r0.failed {
+		load.mu.Lock()
+		last = load.lastBad.Sub(restarted).Round(time.Millisecond).String() + " after the start"
+		load.mu.Unlock()
+	}
+	t.Logf("figure: B's agent SIGKILLed and started again: %d samples (every 20 ms) of the registry without the instance; %d calls failed, the last %s",
+		gaps.Load(), r1.failed-r0.failed, last)
 	load.stop()
 	t.Logf("figure: total %d calls ok, %d failed; failures: %v", r1.ok, r1.failed, load.reasonList())
 
