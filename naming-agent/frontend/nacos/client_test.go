@@ -89,6 +89,22 @@ func TestNamingClient(t *testing.T) {
 	}
 	provider.CloseClient()
 	eventually(t, "the publication to end with the connection", func() bool { _, found := core.Pub("greeter"); return !found })
+
+	// A persistent instance: nacos-sdk-go sends it over the 1.x HTTP API.
+	ok, err = consumer.RegisterInstance(vo.RegisterInstanceParam{
+		ServiceName: "orders", GroupName: "g1", Ip: "127.0.0.1", Port: 9090, Weight: 3, Enable: true, Healthy: true, Ephemeral: false,
+		Metadata: map[string]string{"k": "v"},
+	})
+	if !ok || err != nil {
+		t.Fatalf("RegisterInstance(persistent) = %v, %v", ok, err)
+	}
+	if p, found := core.Pub("g1::orders"); !found || p.Owner != ownerPersistent || p.Weight != 300 || p.Metadata["k"] != "v" {
+		t.Fatalf("persistent publication = %+v, %v", p, found)
+	}
+	ok, err = consumer.DeregisterInstance(vo.DeregisterInstanceParam{ServiceName: "orders", GroupName: "g1", Ip: "127.0.0.1", Port: 9090, Ephemeral: false})
+	if _, found := core.Pub("g1::orders"); !ok || err != nil || found {
+		t.Fatalf("DeregisterInstance(persistent) = %v, %v; still published: %v", ok, err, found)
+	}
 }
 
 // TestMeshName: Nacos's names as mesh service names.

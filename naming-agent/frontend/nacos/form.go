@@ -79,6 +79,10 @@ func parseInstance(v url.Values) (instanceForm, error) {
 			return f, fmt.Errorf("weight %q: not a number", w)
 		}
 	}
+	if v.Get("enabled") == "" && v.Get("enable") != "" { // nacos-sdk-go's spelling, which Nacos takes too
+		v = cloneValues(v)
+		v.Set("enabled", v.Get("enable"))
+	}
 	for name, dst := range map[string]*bool{"enabled": &in.Enable, "healthy": &in.Healthy, "ephemeral": &in.Ephemeral} {
 		if s := v.Get(name); s != "" {
 			if *dst, err = strconv.ParseBool(s); err != nil {
@@ -118,4 +122,12 @@ func intParam(v url.Values, name string, def int) (int, error) {
 		return 0, fmt.Errorf("%s %q: not a number", name, s)
 	}
 	return n, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
 }
