@@ -61,16 +61,49 @@ type l7Mesh struct {
 	view      *timeline[[]string] // A's front end's providers directory
 	egress    string              // A's egress for the service
 	consumer  *dubboConsumer
-	failed    int // in the phases
+	failed    int  // in the phases
+	l4        bool // A's sidecar carries the service at L4
 }
 
 // hostD is a fourth host on the suite's network, beside A, B and C.
 func hostD() string { return ipC[:strings.LastIndex(ipC, ".")] + ".5" }
 
 func dubboGoL7(t *testing.T, be *backend) {
+	m := startL7Mesh(t, be, l7Config)
+	m.balanced(t)
+	m.serverSidecarKilled(t)
+	m.hungProvider(t)
+	m.providerKilled(t)
+	m.clientSidecarKilled(t)
+
+	total := m.consumer.stop(t)
+	t.Logf("figure: dubbo-go on L7, whole run: ok=%d failed=%d (%d in the phases)", total.OK, total.Failed, m.failed)
+	for _, line := range failures(t, m.consumer.Proc) {
+		t.Logf("  %s", line)
+	}
+	if total.Failed != m.failed {
+		t.Errorf("%d calls failed outside the phases", total.Failed-m.failed)
+	}
+}
+
+// TestDubboGoSpreadAtL4 is TestDubboGoL7's first phase with A's sidecar
+// carrying the service at L4 (A's config says tcp; the ingresses stay
+// Dubbo's and count the calls): the figure to set beside L7's. dubbo-go
+// spreads its calls over the few connections of its pool, and A pins
+// each connection to one provider.
+func TestDubboGoSpreadAtL4(t *testing.T) {
+	m := startL7Mesh(t, etcdBackend(t), strings.Replace(l7Config, "timeout: 500ms", "timeout: 500ms\n    protocol: tcp", 1))
+	m.balanced(t)
+	m.consumer.stop(t)
+}
+
+// startL7Mesh starts A (agent config cfg), B, C and D, a provider on
+// each of B, C, D and the consumer on A, and waits for its first call.
+func startL7Mesh(t *testing.T, be *backend, cfg string) *l7Mesh {
+	t.Helper()
 	dir := dubbogoBin(t)
-	m := &l7Mesh{names: []string{"B", "C", "D"}}
-	m.a = be.host(t, ipA, l7Config, frontEndArgs(ipA)...)
+	m := &l7Mesh{names: []string{"B", "C", "D"}, l4: strings.Contains(cfg, "protocol: tcp")}
+	m.a = be.host(t, ipA, cfg, frontEndArgs(ipA)...)
 	for _, ip := range []string{ipB, ipC, hostD()} {
 		m.hosts = append(m.hosts, be.host(t, ip, "", frontEndArgs(ip)...))
 	}
@@ -106,21 +139,7 @@ func dubboGoL7(t *testing.T, be *backend) {
 	m.checkProtocols(t)
 
 	m.startConsumer(t, dir)
-
-	m.balanced(t)
-	m.serverSidecarKilled(t)
-	m.hungProvider(t)
-	m.providerKilled(t)
-	m.clientSidecarKilled(t)
-
-	total := m.consumer.stop(t)
-	t.Logf("figure: dubbo-go on L7, whole run: ok=%d failed=%d (%d in the phases)", total.OK, total.Failed, m.failed)
-	for _, line := range failures(t, m.consumer.Proc) {
-		t.Logf("  %s", line)
-	}
-	if total.Failed != m.failed {
-		t.Errorf("%d calls failed outside the phases", total.Failed-m.failed)
-	}
+	return m
 }
 
 // startConsumer starts the consumer and waits for its first call. Once
@@ -202,9 +221,13 @@ func (m *l7Mesh) checkProtocols(t *testing.T) {
 		if err := c.Do(h.ctx, http.MethodGet, "/config", nil, &cfg); err != nil {
 			t.Fatal(err)
 		}
+		want := "PROTOCOL_DUBBO"
+		if h == m.a && m.l4 {
+			want = "PROTOCOL_TCP"
+		}
 		for _, it := range append(append(cfg.Snapshot.Egress, cfg.Snapshot.Ingress...), cfg.Snapshot.Clusters...) {
-			if it.Service == dubboService && it.Protocol != "PROTOCOL_DUBBO" {
-				t.Errorf("%s's sidecar handles %s as %s", h.IP, dubboService, it.Protocol)
+			if it.Service == dubboService && it.Protocol != want {
+				t.Errorf("%s's sidecar handles %s as %s; want %s", h.IP, dubboService, it.Protocol, want)
 			}
 		}
 	}
@@ -235,26 +258,41 @@ func (m *l7Mesh) phase(t *testing.T, what string, r0 testbed.Report, detail stri
 	t.Logf("figure: dubbo-go on L7, %s at %d calls/s: ok=%d failed=%d; %s", what, m.consumer.rate, r1.OK-r0.OK, r1.Failed-r0.Failed, detail)
 }
 
-// balanced: 1,000 calls over the consumer's connection, spread over the
-// three providers within ±20 % of a third each.
+// balanced: 1,000 calls, counted by each provider's ingress (Dubbo's
+// on every host, so it counts calls whatever A does). On L7 each share
+// is within ±20 % of a third, over one connection from A to each
+// provider; none fails.
 func (m *l7Mesh) balanced(t *testing.T) {
 	t.Helper()
-	var before [3]uint64
-	for i := range before {
-		_, _, before[i] = m.endpoint(t, i)
+	served := func() (n [3]uint64) {
+		for i, h := range m.hosts {
+			n[i] = sidecarStats(t, h).Listener("ingress", dubboService).Requests
+		}
+		return n
 	}
+	before := served()
 	r0 := m.consumer.snapshot(t)
 	r1 := m.consumer.waitOK(t, r0.OK+1000, "1,000 calls")
+	after := served()
 	var got [3]uint64
 	var sum uint64
 	for i := range got {
-		_, _, n := m.endpoint(t, i)
-		got[i] = n - before[i]
+		got[i] = after[i] - before[i]
 		sum += got[i]
 	}
+	how := "L7"
+	if m.l4 {
+		how = "L4 (A's sidecar)"
+	}
 	egress := sidecarStats(t, m.a).Listener("egress", dubboService)
-	t.Logf("figure: dubbo-go on L7, %d calls over %d connection(s) open on A's egress: provider-B %d, provider-C %d, provider-D %d (failed %d)",
-		r1.OK-r0.OK, egress.Active, got[0], got[1], got[2], r1.Failed-r0.Failed)
+	t.Logf("figure: dubbo-go on %s, %d calls over %d connection(s) open on A's egress: provider-B %d, provider-C %d, provider-D %d (failed %d)",
+		how, r1.OK-r0.OK, egress.Active, got[0], got[1], got[2], r1.Failed-r0.Failed)
+	if r1.Failed != r0.Failed {
+		t.Errorf("%d calls failed with nothing changing", r1.Failed-r0.Failed)
+	}
+	if m.l4 {
+		return
+	}
 	for i, n := range got {
 		if mean := float64(sum) / 3; float64(n) < 0.8*mean || float64(n) > 1.2*mean {
 			t.Errorf("provider-%s got %d of %d calls; want within ±20 %% of a third", m.names[i], n, sum)
@@ -267,9 +305,6 @@ func (m *l7Mesh) balanced(t *testing.T) {
 		if c := sidecarStats(t, m.a).Endpoint(dubboService, m.ingress[i]).Conns; c != 1 {
 			t.Errorf("A opened %d connections to provider-%s's ingress; want one, shared by every call", c, m.names[i])
 		}
-	}
-	if r1.Failed != r0.Failed {
-		t.Errorf("%d calls failed with nothing changing", r1.Failed-r0.Failed)
 	}
 }
 
