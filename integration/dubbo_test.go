@@ -75,6 +75,7 @@ type dubboMesh struct {
 	level    string // the apps' registry-type: interface or service
 	service  string // the mesh service: the interface, or APP:PROTOCOL
 	viewDir  string // what A's consumer reads: the providers or the app's instances
+	iface    string // the interface the apps serve and call (application level: one per run)
 	// localMetadata: the provider serves its metadata itself (its
 	// MetadataService) instead of writing it to the metadata report.
 	localMetadata bool
@@ -123,12 +124,17 @@ func startDubboMeshAt(t *testing.T, be *backend, protocol, level string) *dubboM
 	dir := dubbogoBin(t)
 	level, metadata, _ := strings.Cut(level, "/")
 	m := &dubboMesh{be: be, upstream: path.Base(t.Name()), protocol: protocol, level: level,
-		service: dubboService, viewDir: dubboProviders}
+		service: dubboService, viewDir: dubboProviders, iface: dubboService}
 	appArgs := []string{"--registry-type", level}
 	var provArgs []string
 	if level == "service" {
 		app := unique("greeter-app-")
 		m.service, m.viewDir = dubboapp.ServiceName(app, protocol), dubboapp.Dir(app)
+		// An interface of its own: its mapping in the registry lists every
+		// app that ever served it, and dubbo-go chases the instances of
+		// earlier runs' apps (their sessions lingering) before this one's.
+		m.iface = "org.detour.Greeter" + strings.TrimPrefix(app, "greeter-app-")
+		appArgs = append(appArgs, "--interface", m.iface)
 		provArgs = []string{"--app", app, "--metadata", "remote"}
 		m.upstream = "application-level, " + m.upstream
 		if metadata == "local" {

@@ -65,7 +65,7 @@ func dubboGoAppLevelTriple(t *testing.T, be *backend) {
 func (m *dubboMesh) shareMetadata(t *testing.T) {
 	t.Helper()
 	app, _, _ := dubboapp.ParseServiceName(m.service)
-	mapping := "/dubbo/mapping/" + dubboService
+	mapping := "/dubbo/mapping/" + m.iface
 	b := dialFrontEnd(t, m.b.ZooKeeperAddr())
 	a := dialFrontEnd(t, m.a.ZooKeeperAddr())
 	var revs []string
