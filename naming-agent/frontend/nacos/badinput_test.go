@@ -145,7 +145,7 @@ func FuzzPayload(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer s.Close()
-	c := &conn{id: "fuzz", setupDone: make(chan struct{}), wake: make(chan struct{}, 1),
+	c := &conn{id: "fuzz", setupDone: make(chan struct{}), wake: make(chan struct{}, 1), quit: make(chan struct{}), pushDone: make(chan struct{}),
 		published: map[string]key{}, subscribed: map[key]map[string]bool{}, pending: map[key]bool{}, setup: true}
 	close(c.setupDone)
 	ctx, cancel := context.WithCancel(context.Background())

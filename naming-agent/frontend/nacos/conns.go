@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	pb "github.com/nacos-group/nacos-sdk-go/v2/api/grpc"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/peer"
 )
@@ -21,8 +22,11 @@ type conn struct {
 	tc     *trackedConn
 	// setupDone is closed when the ConnectionSetupRequest arrives.
 	setupDone chan struct{}
-	// wake tells the connection's stream handler that pending has work.
+	// wake tells the connection's push loop that pending has work.
 	wake chan struct{}
+	// quit is closed when the connection is dropped; pushDone when its
+	// push loop (if started) has returned.
+	quit, pushDone chan struct{}
 
 	// Guarded by Server.mu.
 	setup      bool
@@ -31,6 +35,10 @@ type conn struct {
 	subscribed map[key]map[string]bool // service -> the cluster filters asked for
 	pending    map[key]bool            // services whose push is due
 	labels     map[string]string       // from the setup
+	// stream is the bi-stream that set the connection up: the push loop
+	// sends on it (set before the loop starts, read only by it).
+	stream  pb.BiRequestStream_RequestBiStreamServer
+	pushing bool // the push loop was started
 }
 
 func (c *conn) owner() string { return OwnerPrefix + c.id }
@@ -82,6 +90,7 @@ func (s *Server) accepted(nc net.Conn) net.Conn {
 	}
 	c := &conn{
 		id: id, remote: remote, setupDone: make(chan struct{}), wake: make(chan struct{}, 1),
+		quit: make(chan struct{}), pushDone: make(chan struct{}),
 		published: map[string]key{}, subscribed: map[key]map[string]bool{}, pending: map[key]bool{},
 	}
 	tc := &trackedConn{Conn: nc, s: s, c: c}
@@ -149,14 +158,16 @@ func (s *Server) registered(ctx context.Context, c *conn) bool {
 	return c.setup && !c.gone
 }
 
-// setupConn records c's setup; false if c was set up before or is gone.
-func (s *Server) setupConn(c *conn, labels map[string]string) bool {
+// setupConn records c's setup and the stream to push on; false if c was
+// set up before or is gone.
+func (s *Server) setupConn(c *conn, labels map[string]string, stream pb.BiRequestStream_RequestBiStreamServer) bool {
 	s.mu.Lock()
 	if c.gone || c.setup {
 		s.mu.Unlock()
 		return false
 	}
 	c.setup = true
+	c.stream = stream
 	c.labels = maps.Clone(labels)
 	s.mu.Unlock()
 	close(c.setupDone)
@@ -174,6 +185,7 @@ func (s *Server) drop(c *conn) {
 		return
 	}
 	c.gone = true
+	close(c.quit)
 	delete(s.conns, c.id)
 	if s.byRemote[c.remote] == c {
 		delete(s.byRemote, c.remote)

@@ -183,7 +183,9 @@ func page(names []string, pageNo, pageSize int) []string {
 
 // streamService implements the BiRequestStream service: the client's
 // ConnectionSetupRequest comes in on it and its acknowledgements of
-// pushes (ignored); the server's pushes go out on it.
+// pushes (ignored); the server's pushes go out on it, sent by the
+// connection's push loop, started at its first subscription (a
+// provider's connection never needs one).
 type streamService struct{ s *Server }
 
 func (h streamService) RequestBiStream(stream pb.BiRequestStream_RequestBiStreamServer) error {
@@ -192,61 +194,64 @@ func (h streamService) RequestBiStream(stream pb.BiRequestStream_RequestBiStream
 	if c == nil {
 		return status.Error(codes.Unavailable, "nacos front end: connection is unregistered")
 	}
-	recvErr := make(chan error, 1)
-	setup := make(chan struct{})
-	go func() {
-		first := true
-		for {
-			p, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			if p.GetMetadata().GetType() != nacoswire.TypeConnectionSetup {
-				continue
-			}
-			var req nacoswire.SetupRequest
-			if err := nacoswire.Decode(p, &req); err != nil {
-				recvErr <- status.Error(codes.InvalidArgument, err.Error())
-				return
-			}
-			if s.setupConn(c, req.Labels) && first {
-				first = false
-				close(setup)
+	// Only the stream that set the connection up pushes; its end is the
+	// connection's end, as in Nacos.
+	mine := false
+	defer func() {
+		if mine {
+			s.drop(c)
+			s.mu.Lock()
+			started := c.pushing
+			s.mu.Unlock()
+			if started {
+				<-c.pushDone // no Send after this handler returns
 			}
 		}
 	}()
-	// Only the stream that set the connection up pushes; its end is the
-	// connection's end, as in Nacos.
-	select {
-	case err := <-recvErr:
-		return streamEnd(err)
-	case <-setup:
-	case <-s.ctx.Done():
-		return nil
-	}
-	defer s.drop(c)
 	for {
-		select {
-		case err := <-recvErr:
-			return streamEnd(err)
-		case <-s.ctx.Done():
+		p, err := stream.Recv()
+		if err != nil {
 			return nil
-		case <-c.wake:
 		}
-		for _, p := range s.duePushes(c) {
-			if err := stream.Send(p); err != nil {
-				return nil
-			}
+		if p.GetMetadata().GetType() != nacoswire.TypeConnectionSetup {
+			continue
+		}
+		var req nacoswire.SetupRequest
+		if err := nacoswire.Decode(p, &req); err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		if s.setupConn(c, req.Labels, stream) {
+			mine = true
 		}
 	}
 }
 
-func streamEnd(err error) error {
-	if _, ok := status.FromError(err); ok && status.Code(err) == codes.InvalidArgument {
-		return err
+// startPushLocked starts c's push loop, once. Server.mu is held; it is
+// called from a request handler, which Close waits for before s.wg.
+func (s *Server) startPushLocked(c *conn) {
+	if c.pushing || c.gone || c.stream == nil {
+		return
 	}
-	return nil
+	c.pushing = true
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(c.pushDone)
+		for {
+			select {
+			case <-c.quit:
+				return
+			case <-s.ctx.Done():
+				return
+			case <-c.wake:
+			}
+			for _, p := range s.duePushes(c) {
+				if err := c.stream.Send(p); err != nil {
+					return
+				}
+			}
+		}
+	}()
 }
 
 // duePushes takes c's pending services and builds their pushes, each

@@ -80,6 +80,10 @@ func New(cfg Config, core frontend.Core, opts ...Option) (*Server, error) {
 	s.grpc = grpc.NewServer(
 		grpc.WaitForHandlers(true),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		// A connection idles between small requests and pushes: a small
+		// read buffer (gRPC's 32 KiB, held per connection, was most of a
+		// connection's memory; its write buffer is pooled already).
+		grpc.ReadBufferSize(4<<10),
 		// nacos-sdk-go pings every 60 s even without streams; gRPC's
 		// default policy (5 min) would answer with GOAWAY.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),

@@ -156,6 +156,7 @@ func (s *Server) subscribe(ctx context.Context, c *conn, k key, mesh, clusters s
 			c.subscribed[k] = map[string]bool{}
 		}
 		c.subscribed[k][clusters] = true
+		s.startPushLocked(c)
 	}
 	s.mu.Unlock()
 	s.waitFirst(ctx, svc)
