@@ -100,6 +100,8 @@ func TestCurator(t *testing.T) {
 		// Credentials in the registry address: CREATOR_ALL_ACL made the
 		// session's digest identity.
 		"step auth ok whoami=[digest:dubbo, ip:127.0.0.1] node=[digest:dubbo:8D07xCOn9BwzWYcFLtUWrIItVfo=/31] ",
+		// An emptied container stays until the server's check.
+		"step container ok emptied=persistent\n",
 		// The session came back with its nodes; the watch and caches saw
 		// what changed while the client was away.
 		"step reconnect ok states=[SUSPENDED][RECONNECTED] same-session=true subscription=[NodeChildrenChanged /dubbo/org.apache.dubbo.demo.DemoService/providers [dubbo://127.0.0.1:20880, dubbo://127.0.0.3:20880]] ",

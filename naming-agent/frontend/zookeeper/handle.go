@@ -1,6 +1,7 @@
 package zookeeper
 
 import (
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -162,7 +163,12 @@ func (c *conn) handleAuth(xid int32, r *reader) verdict {
 		c.reply(replyFrame(xid, 0, codeAuthFailed), 0)
 		return closeAfterReply
 	}
-	c.auth = append(c.auth, id)
+	// Once per identity, as ZooKeeper's ServerCnxn.addAuthInfo: Curator
+	// can send its auth both in the connect and right after it, and a
+	// second copy would double the ACLs an "auth" entry makes.
+	if !slices.Contains(c.auth, id) {
+		c.auth = append(c.auth, id)
+	}
 	c.reply(replyFrame(xid, 0, codeOK), 0)
 	return keepOpen
 }

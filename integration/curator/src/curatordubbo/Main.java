@@ -243,6 +243,17 @@ public final class Main {
     });
 
     run("auth", () -> Secure.steps(server, other));
+    run("container", () -> {
+      // Curator makes containers (x-discovery's service nodes, NodeCache's
+      // parents); one that had a child and has none goes at the server's
+      // next check (a minute), not at once: looked at right away, it is there.
+      String box = "/mapping-box";
+      main.create().creatingParentContainersIfNeeded().forPath(p(box + "/key"));
+      main.delete().forPath(p(box + "/key"));
+      String kept = owner(other, box);
+      main.delete().forPath(p(box));
+      return "emptied=" + kept;
+    });
 
     // Application-level discovery: Dubbo 3's ZookeeperServiceDiscovery.
     ServiceDiscovery<ZookeeperInstance> sd = discovery(main);
