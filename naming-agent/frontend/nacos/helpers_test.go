@@ -17,7 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/detourmesh/detour/naming-agent/frontend/frontendtest"
+	"github.com/detourmesh/detour/naming-agent/frontend"
 )
 
 // TestMain checks for leaked goroutines, polling a while since the SDK's
@@ -67,7 +67,7 @@ type testServer struct {
 	addr string
 }
 
-func startServer(t *testing.T, core *frontendtest.FakeCore, edit ...func(*Config)) testServer {
+func startServer(t *testing.T, core frontend.Core, edit ...func(*Config)) testServer {
 	t.Helper()
 	cfg := Default()
 	cfg.Listen = "127.0.0.1:0"

@@ -7,7 +7,7 @@
 // It implements the server check, connection setup over the bi-stream,
 // health checks, instance register, batch register and deregister
 // (ephemeral instances, owned by the connection that wrote them), service
-// query, subscribe and unsubscribe, and NotifySubscriber pushes to every
+// query, the service list, subscribe and unsubscribe, and NotifySubscriber pushes to every
 // subscribing connection when a service changes. A connection's instances
 // and subscriptions go when the connection does, as in Nacos.
 //

@@ -52,6 +52,13 @@ func (h requestService) Request(ctx context.Context, p *pb.Payload) (*pb.Payload
 		info := s.subscribeLocked(c, k, req.Clusters, req.Subscribe)
 		s.mu.Unlock()
 		return nacoswire.Encode(nacoswire.TypeSubscribeResp, nacoswire.ServiceResponse{Response: nacoswire.OK(req.RequestID), ServiceInfo: info}), nil
+	case nacoswire.TypeServiceList:
+		s.mu.Lock()
+		names := s.serviceNamesLocked(req.Namespace, req.GroupName)
+		s.mu.Unlock()
+		return nacoswire.Encode(nacoswire.TypeServiceListResp, nacoswire.ServiceListResponse{
+			Response: nacoswire.OK(req.RequestID), Count: len(names), ServiceNames: page(names, req.PageNo, req.PageSize),
+		}), nil
 	default:
 		s.log.Debug("unsupported request", zap.String("type", typ))
 		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeNoHandler, "RequestHandler Not Found: "+typ), nil

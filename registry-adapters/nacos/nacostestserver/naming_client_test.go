@@ -55,7 +55,8 @@ func namingClient(t *testing.T, s *nacostestserver.Server) naming_client.INaming
 }
 
 // TestNamingClient runs the SDK's naming client against the test server:
-// register, batch register, select, subscribe with pushes, deregister.
+// register, batch register, the service list, select, subscribe with
+// pushes, deregister.
 func TestNamingClient(t *testing.T) {
 	s := start(t)
 	a, b := namingClient(t, s), namingClient(t, s)
@@ -96,6 +97,11 @@ func TestNamingClient(t *testing.T) {
 		t.Fatalf("BatchRegisterInstance = %v, %v", ok, err)
 	}
 	eventually(t, "callback with both", lastSeen("10.0.0.1:80", "10.0.0.2:80"))
+
+	names, err := b.GetAllServicesInfo(vo.GetAllServiceInfoParam{PageNo: 1, PageSize: 10})
+	if err != nil || names.Count != 1 || !slices.Equal(names.Doms, []string{svc}) {
+		t.Fatalf("GetAllServicesInfo = %+v, %v", names, err)
+	}
 
 	insts, err := b.SelectAllInstances(vo.SelectAllInstancesParam{ServiceName: svc})
 	if err != nil || !slices.Equal(addrs(insts), []string{"10.0.0.1:80", "10.0.0.2:80"}) {

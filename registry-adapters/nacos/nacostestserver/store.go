@@ -249,3 +249,31 @@ func (s *Server) serviceInfoLocked(k serviceKey, clusters string, healthyOnly bo
 		Valid:       true,
 	}
 }
+
+// serviceNamesLocked lists the services of namespace and group that
+// have had an instance, sorted: Nacos creates a service at its first
+// registration.
+func (s *Server) serviceNamesLocked(namespace, group string) []string {
+	want := newServiceKey(namespace, group, "")
+	var names []string
+	for k, svc := range s.services {
+		if k.namespace == want.namespace && k.group == want.group && (svc.refTime != 0 || len(svc.owned)+len(svc.raw) > 0) {
+			names = append(names, k.name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// page is page pageNo (from 1) of pageSize names, as Nacos pages its
+// service list; everything if pageSize <= 0.
+func page(names []string, pageNo, pageSize int) []string {
+	if pageSize <= 0 {
+		return append([]string{}, names...)
+	}
+	start := len(names)
+	if pageNo = max(pageNo, 1); pageNo-1 <= len(names)/pageSize { // no overflow
+		start = min((pageNo-1)*pageSize, len(names))
+	}
+	return append([]string{}, names[start:min(start+pageSize, len(names))]...)
+}
