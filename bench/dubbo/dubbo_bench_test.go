@@ -17,31 +17,44 @@ import (
 	"github.com/detourmesh/detour/sidecar/dubbo"
 )
 
-// BenchmarkDubbo: Dubbo calls (dubbo://, a 16-byte header and a
-// 200-byte body each way, as a hessian2 SayHello is) from one client
+// BenchmarkDubbo: Dubbo calls (dubbo://, a hessian2 SayHello("world")
+// request as Dubbo 2.0.2 writes it, and a short answer) from one client
 // connection with dubboCallers calls in flight, as a Dubbo consumer
-// multiplexes them, to a Go provider in this process, by three paths in
+// multiplexes them, to a Go provider in this process, by these paths in
 // the same run:
 //
 //   - path=direct: the provider itself;
 //   - path=one-sidecar: B's ingress (B's sidecar, its own process);
 //   - path=two-hops: A's egress, then B's ingress (the mesh path: each
-//     call balanced, timed and matched back by A's sidecar).
+//     call balanced, timed and matched back by A's sidecar);
+//   - path=mosn-one-hop, only with DETOUR_BENCH_MOSN=/path/to/mosn: MOSN
+//     (built outside the project) as one Dubbo proxy to the provider,
+//     its `proxy` filter with downstream_protocol dubbo, log level ERROR.
 //
-// Each sidecar runs with GOMAXPROCS=1 (the proxy at one core, as the
+// Each proxy runs with GOMAXPROCS=1 (the proxy at one core, as the
 // data-path benchmarks run nginx's one worker). Metrics: calls/s, p50 and
-// p99 of a call in microseconds, and cpu-us/call, the sidecars' CPU time
-// (/proc/PID/stat, both of them on two-hops) per call; ratios to direct
-// in the same run. The load generator and the provider share the rest
-// of the machine.
+// p99 of a call in microseconds, and cpu-us/call, the CPU time of the
+// path's proxy processes (/proc/PID/stat; both sidecars on two-hops) per
+// call; ratios to direct in the same run. The load generator and the
+// provider share the rest of the machine.
 func BenchmarkDubbo(b *testing.B) {
 	fx := fixture(b)
 	var direct float64
-	for _, p := range []struct{ name, addr string }{
-		{"direct", fx.app}, {"one-sidecar", fx.ingress}, {"two-hops", fx.egress},
-	} {
+	paths := []struct {
+		name, addr string
+		pids       []int
+	}{
+		{"direct", fx.app, nil}, {"one-sidecar", fx.ingress, fx.sidecars[:1]}, {"two-hops", fx.egress, fx.sidecars},
+	}
+	if fx.mosn != nil {
+		paths = append(paths, struct {
+			name, addr string
+			pids       []int
+		}{"mosn-one-hop", fx.mosnAddr, []int{fx.mosn.Pid()}})
+	}
+	for _, p := range paths {
 		b.Run("path="+p.name, func(b *testing.B) {
-			r := fx.load(b, p.addr, b.N)
+			r := fx.load(b, p.addr, p.pids, b.N)
 			b.ReportMetric(r.rate, "calls/s")
 			b.ReportMetric(float64(r.p50.Microseconds()), "p50-us")
 			b.ReportMetric(float64(r.p99.Microseconds()), "p99-us")
@@ -65,7 +78,9 @@ const dubboCallers = 32
 
 type benchFixture struct {
 	app, ingress, egress string
-	sidecars             []int
+	sidecars             []int // B's, A's
+	mosn                 *testbed.Proc
+	mosnAddr             string
 	hosts                []*testbed.Host
 	net                  *testbed.Net
 	dir                  string
@@ -162,10 +177,18 @@ func start() (_ *benchFixture, err error) {
 		return nil, err
 	}
 	// Both sidecars ready for calls: A's endpoint healthy, B's app checked.
-	return f, testbed.Poll(ctx, 30*time.Second, "a call through both sidecars", func() bool {
+	if err := testbed.Poll(ctx, 30*time.Second, "a call through both sidecars", func() bool {
 		_, err := call(f.egress)
 		return err == nil
-	})
+	}); err != nil {
+		return nil, err
+	}
+	if bin := os.Getenv("DETOUR_BENCH_MOSN"); bin != "" {
+		if err := f.startMOSN(ctx, bin, ipB); err != nil {
+			return nil, fmt.Errorf("mosn: %w", err)
+		}
+	}
+	return f, nil
 }
 
 // ingressOf reads B's ingress for the service from its sidecar's /config.
@@ -196,6 +219,9 @@ func ingressOf(ctx context.Context, h *testbed.Host) (string, error) {
 }
 
 func (f *benchFixture) close() {
+	if f.mosn != nil {
+		f.mosn.Kill()
+	}
 	if f.ln != nil {
 		f.ln.Close()
 	}
@@ -210,9 +236,28 @@ func (f *benchFixture) close() {
 	}
 }
 
-// body is a call's body and its answer's: about what a hessian2
-// SayHello with a short name takes.
-var body = make([]byte, 200)
+// reqBody is a call's body as Dubbo 2.0.2 writes it in hessian2: the
+// framework version, service path, service version, method, parameter
+// types, the argument and the attachments (an untyped map). MOSN reads
+// the first four; detour reads none. respBody is the answer: a
+// RESPONSE_VALUE flag (int 1) and a string.
+var (
+	reqBody = hmap(hstr(hstr(hstr(hstr(hstr(hstr(nil, "2.0.2"), service), "0.0.0"), "SayHello"), "Ljava/lang/String;"), "world"),
+		"path", service, "interface", service, "version", "0.0.0", "timeout", "3000")
+	respBody = hstr([]byte{0x91}, "hello, world, from the provider")
+)
+
+// hstr appends s (at most 31 bytes of ASCII) as a hessian2 short string.
+func hstr(b []byte, s string) []byte { return append(append(b, byte(len(s))), s...) }
+
+// hmap appends an untyped hessian2 map of string pairs.
+func hmap(b []byte, kv ...string) []byte {
+	b = append(b, 'H')
+	for _, s := range kv {
+		b = hstr(b, s)
+	}
+	return append(b, 'Z')
+}
 
 // provide is the provider: each two-way call answered with body.
 func provide(ln net.Listener) {
@@ -237,7 +282,7 @@ func provide(ln net.Listener) {
 				if h.Event() {
 					flag |= dubbo.FlagEvent
 				}
-				if w.send(dubbo.Header{Flag: flag, Status: dubbo.StatusOK, ID: h.ID, Len: len(body)}, rd.Buffered() == 0) != nil {
+				if w.send(dubbo.Header{Flag: flag, Status: dubbo.StatusOK, ID: h.ID}, respBody, rd.Buffered() == 0) != nil {
 					return
 				}
 			}
@@ -254,7 +299,7 @@ func call(addr string) (time.Duration, error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
 	t := time.Now()
-	if err := newFrameWriter(c).send(dubbo.Header{Flag: dubbo.FlagRequest | dubbo.FlagTwoWay | dubbo.Hessian2, ID: 1, Len: len(body)}, true); err != nil {
+	if err := newFrameWriter(c).send(dubbo.Header{Flag: dubbo.FlagRequest | dubbo.FlagTwoWay | dubbo.Hessian2, ID: 1}, reqBody, true); err != nil {
 		return 0, err
 	}
 	h, _, err := dubbo.NewReader(c, 4<<10, dubbo.DefaultMaxBody).Next()
@@ -270,8 +315,9 @@ type result struct {
 	cpu      time.Duration
 }
 
-// load makes n calls to addr over one connection, dubboCallers at once.
-func (f *benchFixture) load(b *testing.B, addr string, n int) result {
+// load makes n calls to addr over one connection, dubboCallers at once,
+// and measures the CPU time of pids meanwhile.
+func (f *benchFixture) load(b *testing.B, addr string, pids []int, n int) result {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
@@ -296,7 +342,7 @@ func (f *benchFixture) load(b *testing.B, addr string, n int) result {
 			}
 		}
 	}()
-	cpu0, cpuErr := procstat.CPU(f.sidecars)
+	cpu0, cpuErr := procstat.CPU(pids)
 	lat := make([][]time.Duration, dubboCallers)
 	errs := make(chan error, dubboCallers)
 	var wg sync.WaitGroup
@@ -317,7 +363,7 @@ func (f *benchFixture) load(b *testing.B, addr string, n int) result {
 				waiting[id] = ch
 				mu.Unlock()
 				t := time.Now()
-				if err := w.send(dubbo.Header{Flag: dubbo.FlagRequest | dubbo.FlagTwoWay | dubbo.Hessian2, ID: id, Len: len(body)}, true); err != nil {
+				if err := w.send(dubbo.Header{Flag: dubbo.FlagRequest | dubbo.FlagTwoWay | dubbo.Hessian2, ID: id}, reqBody, true); err != nil {
 					errs <- err
 					return
 				}
@@ -342,11 +388,11 @@ func (f *benchFixture) load(b *testing.B, addr string, n int) result {
 	if err := <-errs; err != nil {
 		b.Fatal(err)
 	}
-	cpu1, err := procstat.CPU(f.sidecars)
+	cpu1, err := procstat.CPU(pids)
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	r := result{rate: float64(n) / elapsed.Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
-	if cpuErr == nil && err == nil {
+	if len(pids) > 0 && cpuErr == nil && err == nil {
 		r.cpu = cpu1 - cpu0
 	}
 	return r
@@ -361,13 +407,15 @@ type frameWriter struct {
 
 func newFrameWriter(c net.Conn) *frameWriter { return &frameWriter{c: c} }
 
-// send writes a frame of h and body (h.Len bytes of it).
-func (w *frameWriter) send(h dubbo.Header, flush bool) error {
+// send writes a frame of h and body, flushed now or when flush is
+// first true (or 16 KiB are buffered).
+func (w *frameWriter) send(h dubbo.Header, body []byte, flush bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var hdr [dubbo.HeaderLen]byte
+	h.Len = len(body)
 	h.Put(hdr[:])
-	w.buf = append(append(w.buf, hdr[:]...), body[:h.Len]...)
+	w.buf = append(append(w.buf, hdr[:]...), body...)
 	if !flush && len(w.buf) < 16<<10 {
 		return nil
 	}
