@@ -172,10 +172,31 @@ func (s *Server) sweepIdle() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	var swept []key
 	for k, svc := range s.services {
 		if len(svc.subscribers) == 0 && now.Sub(svc.lastAsked) > idleWatch {
 			svc.cancel()
 			delete(s.services, k)
+			swept = append(swept, k)
+		}
+	}
+	if len(swept) == 0 {
+		return
+	}
+	// The service list forgets names only asked for (so a client asking
+	// for many names grows nothing for long); registered ones stay.
+	registered := map[key]bool{}
+	for _, c := range s.conns {
+		for _, k := range c.published {
+			registered[k] = true
+		}
+	}
+	for _, b := range s.beats {
+		registered[b.key] = true
+	}
+	for _, k := range swept {
+		if !registered[k] {
+			delete(s.known, k)
 		}
 	}
 }
