@@ -110,6 +110,7 @@ func TestCurator(t *testing.T) {
 		// registered again.
 		"step expire ok states=[SUSPENDED][LOST, RECONNECTED] same-session=false subscription=[NodeChildrenChanged /dubbo/org.apache.dubbo.demo.DemoService/providers [dubbo://127.0.0.1:20880, dubbo://127.0.0.3:20880]]\n",
 		"step expire-recover ok subscription=[NodeChildrenChanged /dubbo/org.apache.dubbo.demo.DemoService/providers [dubbo://127.0.0.1:20880, dubbo://127.0.0.3:20880, dubbo://127.0.0.4:20880]] ",
+		" again=NoNode mapping=absent address=kept\n", // Curator's EnsembleTracker kept the address
 		// Close: the ephemeral nodes went, those watching were told.
 		"step close ok events=[NodeChildrenChanged /dubbo/org.apache.dubbo.demo.DemoService/consumers, NodeDeleted /services/demo-provider/127.0.0.1:20880] consumers=[] providers=[dubbo://127.0.0.3:20880] instance=absent\n",
 		"step leftovers ok events=[]\n",

@@ -356,7 +356,11 @@ public final class Main {
       }
       main.delete().guaranteed().deletingChildrenIfNeeded().forPath(p("/dubbo/mapping"));
       return "events=" + subs.await(e -> !e.contains("127.0.0.1")) + " again=" + again
-          + " mapping=" + owner(other, "/dubbo/mapping");
+          + " mapping=" + owner(other, "/dubbo/mapping")
+          // Curator's EnsembleTracker reads /zookeeper/config: a standalone
+          // server's must leave the address the app was given alone.
+          + " address=" + (main.getZookeeperClient().getCurrentConnectionString().equals("127.0.0.1:" + proxy.port())
+              ? "kept" : "changed to " + main.getZookeeperClient().getCurrentConnectionString());
     });
 
     run("close", () -> {
