@@ -206,7 +206,7 @@ func (m *dubboMesh) plainConsumer(t *testing.T) {
 	t.Helper()
 	before := sidecarStats(t, m.b).Listener("ingress", m.service)
 	p := appIn(t, dubbogoBin(t), "dubbo-consumer", "--registry", "zookeeper://"+m.be.zkAddr, "--registry-type", "service",
-		"--protocol", m.protocol, "--app", "plain-consumer", "--rate", "20", "--wait", "30s")
+		"--protocol", m.protocol, "--interface", m.iface, "--app", "plain-consumer", "--rate", "20", "--wait", "30s")
 	c := &dubboConsumer{Proc: p, rate: 20}
 	c.waitOK(t, 40, "the plain consumer's calls")
 	r := c.stop(t)
