@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	etcdfe "github.com/detourmesh/detour/naming-agent/frontend/etcd"
 	"github.com/detourmesh/detour/naming-agent/frontend/nacos"
 	"github.com/detourmesh/detour/naming-agent/frontend/zookeeper"
 )
@@ -54,6 +55,9 @@ type Frontends struct {
 	// Nacos serves Nacos's naming API, 2.x gRPC on listen's port + 1000
 	// and 1.x HTTP on listen (naming-agent/frontend/nacos).
 	Nacos nacos.Config `yaml:"nacos"`
+	// Etcd serves etcd's v3 API in front of the registry's etcd
+	// (naming-agent/frontend/etcd).
+	Etcd etcdfe.Config `yaml:"etcd"`
 }
 
 // Registry says which registry to use and how.
@@ -239,7 +243,7 @@ func Default() Config {
 			InitialWait:  2 * time.Second,
 		},
 		Defaults:  Service{Mesh: &yes, Protocol: "tcp", Timeout: 3 * time.Second, Retries: &two},
-		Frontends: Frontends{ZooKeeper: zookeeperOff(), Nacos: nacosOff()},
+		Frontends: Frontends{ZooKeeper: zookeeperOff(), Nacos: nacosOff(), Etcd: etcdOff()},
 	}
 }
 

@@ -4,7 +4,7 @@
 //
 //	naming-agent --config /etc/detour/agent.yaml [--host-ip IP] [--registry URL]
 //	             [--data-dir DIR] [--http-listen ADDR] [--grpc-listen ADDR] [--log-level LEVEL]
-//	             [--zookeeper-listen ADDR] [--nacos-listen ADDR]
+//	             [--zookeeper-listen ADDR] [--nacos-listen ADDR] [--etcd-listen ADDR]
 //	naming-agent --version
 //
 // Flags override the file. See naming-agent/README.md.
@@ -45,7 +45,7 @@ func main() {
 // flags are the command line; those set override the config file.
 type flags struct {
 	config, hostIP, registry, dataDir, httpListen, grpcListen, logLevel string
-	zookeeperListen, nacosListen                                        string
+	zookeeperListen, nacosListen, etcdListen                            string
 	set                                                                 map[string]bool
 	version                                                             bool
 }
@@ -66,6 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.grpcListen, "grpc-listen", "", "gRPC API and sidecar control address (grpc_listen)")
 	fs.StringVar(&f.zookeeperListen, "zookeeper-listen", "", "serve ZooKeeper's protocol to this host's Dubbo apps here, e.g. 127.0.0.1:2181 (frontends.zookeeper.listen; off by default)")
 	fs.StringVar(&f.nacosListen, "nacos-listen", "", "serve Nacos's naming API to this host's apps here (HTTP; gRPC on port + 1000), e.g. 127.0.0.1:8848 (frontends.nacos.listen; off by default)")
+	fs.StringVar(&f.etcdListen, "etcd-listen", "", "serve etcd's v3 API to this host's apps here, e.g. 127.0.0.1:2379 (frontends.etcd.listen; off by default; registry etcd:// or embedded)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -106,6 +107,7 @@ func loadConfig(f flags) (config.Config, error) {
 	override("grpc-listen", &cfg.GRPCListen, f.grpcListen)
 	override("zookeeper-listen", &cfg.Frontends.ZooKeeper.Listen, f.zookeeperListen)
 	override("nacos-listen", &cfg.Frontends.Nacos.Listen, f.nacosListen)
+	override("etcd-listen", &cfg.Frontends.Etcd.Listen, f.etcdListen)
 	return cfg, cfg.Validate()
 }
 
@@ -187,6 +189,11 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 		return err
 	}
 	defer nf.stop()
+	ef, err := listenEtcd(cfg.Frontends.Etcd)
+	if err != nil {
+		return err
+	}
+	defer ef.stop()
 	metrics := agent.NewMetrics()
 	store := sessionfile.New(filepath.Join(cfg.DataDir, "registry-session"))
 	reg, err := build(cfg, log, func(svc, key string, err error) {
@@ -206,6 +213,9 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 		return err
 	}
 	if err := nf.serve(cfg.Frontends.Nacos, a.Frontend(), log); err != nil {
+		return err
+	}
+	if err := ef.serve(cfg, reg, a.Frontend(), log, metrics.Malformed); err != nil {
 		return err
 	}
 
@@ -229,6 +239,7 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 	log.Info("naming-agent shutting down")
 	fe.stop() // the apps' sessions are kept for the next run
 	nf.stop() // its apps reconnect and register again
+	ef.stop() // its apps' keys and leases stay in the upstream etcd
 	a.Close() // ends blocked queries, Subscribe and sidecar streams
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
