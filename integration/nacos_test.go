@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,8 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/detourmesh/detour/internal/testbed"
+	"github.com/detourmesh/detour/registry-adapters/nacos"
+	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 
 // nacosPort is where a host's agent serves its Nacos front end (HTTP;
@@ -42,7 +45,37 @@ func nacosArgs(ip string) []string {
 // again: the egress again. B's agent SIGKILLed and started: the SDK
 // registers again and the registry never lacks the instance. Then the
 // provider's client closes and the instance leaves the registry.
-func TestNacosFrontEnds(t *testing.T) { every(t, true, nacosFrontEnds) }
+//
+// With NACOS_ADDR (a real Nacos's host:port) it runs against that Nacos
+// too, in a group of its own.
+func TestNacosFrontEnds(t *testing.T) {
+	every(t, true, nacosFrontEnds)
+	if addr := os.Getenv("NACOS_ADDR"); addr != "" {
+		t.Run("nacos", func(t *testing.T) { nacosFrontEnds(t, realNacosBackend(t, addr)) })
+	}
+}
+
+// realNacosBackend: both hosts on a real Nacos, in a group of the test's
+// own.
+func realNacosBackend(t *testing.T, addr string) *backend {
+	group := unique("it-")
+	return &backend{
+		host: func(t *testing.T, ip, extra string, args ...string) *host {
+			return newHost(t, testbed.Spec{IP: ip, Registry: "nacos://" + addr + "?namespace=public&group=" + group, ExtraConfig: extra, AgentArgs: args})
+		},
+		reader: func(t *testing.T) registry.Registry {
+			cfg := nacos.Default()
+			cfg.Servers = []string{addr}
+			cfg.Group = group
+			r, err := nacos.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			return r
+		},
+	}
+}
 
 func nacosFrontEnds(t *testing.T, be *backend) {
 	logger.SetLogger(quietNacos{})
@@ -110,6 +143,43 @@ func nacosFrontEnds(t *testing.T, be *backend) {
 	t.Logf("figure: A's sidecar started again: callback with the egress %v after the start; %d calls failed; a second without failure began %v after the start",
 		fired.Sub(started).Round(time.Millisecond), r1.failed-r0.failed, clean.Sub(started).Round(time.Millisecond))
 
+	// B's sidecar SIGKILLed: B's agent registers the app's own port; A's
+	// egress carries the calls on to it (A's callback does not change:
+	// the egress stays). Then back.
+	r0 = r1
+	killed = time.Now()
+	b.killSidecar()
+	clean = load.cleanSecond(t, "B's sidecar down")
+	r1 = load.snapshot()
+	t.Logf("figure: B's sidecar SIGKILL at 100 calls/s: %d calls failed; a second without failure began %v after the kill",
+		r1.failed-r0.failed, clean.Sub(killed).Round(time.Millisecond))
+	r0 = r1
+	started = time.Now()
+	b.startSidecar()
+	b.waitSidecar("up")
+	clean = load.cleanSecond(t, "B's sidecar back")
+	r1 = load.snapshot()
+	t.Logf("figure: B's sidecar started again: %d calls failed; a second without failure began %v after the start",
+		r1.failed-r0.failed, clean.Sub(started).Round(time.Millisecond))
+
+	// The mesh switched off for the service on A: the callback brings the
+	// real instance; on again: the egress.
+	r0 = r1
+	off := time.Now()
+	if err := a.API().SetMesh(a.ctx, service, false); err != nil {
+		t.Fatal(err)
+	}
+	fired = load.waitAddr(t, off, appAddr, "the callback with the real instance, mesh off")
+	on := time.Now()
+	if err := a.API().SetMesh(a.ctx, service, true); err != nil {
+		t.Fatal(err)
+	}
+	firedOn := load.waitAddr(t, on, egress, "the callback with the egress, mesh on")
+	load.cleanSecond(t, "mesh on again")
+	r1 = load.snapshot()
+	t.Logf("figure: mesh off on A: callback with the real instance %v after; on again: callback with the egress %v after; %d calls failed",
+		fired.Sub(off).Round(time.Millisecond), firedOn.Sub(on).Round(time.Millisecond), r1.failed-r0.failed)
+
 	// B's agent SIGKILLed and started again: the provider's client
 	// reconnects and registers again, taking its publication over; the
 	// registry holds the instance throughout, and still after the
@@ -144,7 +214,7 @@ func nacosFrontEnds(t *testing.T, be *backend) {
 	// Nacos ties ephemeral instances to the registering connection, the
 	// agent's own: a SIGKILLed agent's instances go until it reconnects
 	// (the adapter's limit, not the front end's).
-	nacosUpstream := strings.HasSuffix(t.Name(), "/nacos-test-server")
+	nacosUpstream := strings.HasSuffix(t.Name(), "/nacos-test-server") || strings.HasSuffix(t.Name(), "/nacos")
 	if n := gaps.Load(); n != 0 && !nacosUpstream {
 		t.Errorf("the registry lacked the instance in %d samples (every 20 ms) across B's agent restart", n)
 	}
