@@ -3,6 +3,7 @@ package nacos
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +84,15 @@ func TestBadRequests(t *testing.T) {
 		}
 		if got := errorOf(t, p); got != tc.code {
 			t.Errorf("%s: error code %d, want %d", name, got, tc.code)
+		}
+	}
+	if p, err := c.Raw("ConfigQueryRequest", map[string]string{"dataId": "d", "group": "g"}); err != nil {
+		t.Fatal(err)
+	} else {
+		var r nacoswire.Response
+		_ = nacoswire.Decode(p, &r)
+		if !strings.Contains(r.Message, "serves naming only") {
+			t.Errorf("config request: %q, want it to say the config center is not served", r.Message)
 		}
 	}
 	for _, body := range [][]byte{nil, []byte("{"), []byte(`{"instance":{"port":-1}}`), []byte(`[]`), {0xff, 0xfe}} {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	pb "github.com/nacos-group/nacos-sdk-go/v2/api/grpc"
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
@@ -54,7 +55,11 @@ func (s *Server) handle(ctx context.Context, c *conn, p *pb.Payload) *pb.Payload
 	case nacoswire.TypeInstance, nacoswire.TypeBatchInstance, nacoswire.TypeServiceQuery, nacoswire.TypeSubscribeService:
 	default:
 		s.log.Debug("unsupported request", zap.String("type", typ))
-		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeNoHandler, "RequestHandler Not Found: "+typ)
+		msg := "RequestHandler Not Found: " + typ
+		if strings.HasPrefix(typ, "Config") {
+			msg += ": detour's Nacos front end serves naming only; point config clients at the real Nacos"
+		}
+		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeNoHandler, msg)
 	}
 	k := newKey(req.Namespace, req.GroupName, req.ServiceName)
 	mesh, err := k.mesh()
