@@ -9,6 +9,7 @@ import (
 
 	"github.com/dubbogo/go-zookeeper/zk"
 
+	"github.com/detourmesh/detour/registry-adapters/registry"
 	"github.com/detourmesh/detour/registry-adapters/zookeeper/dubboapp"
 )
 
@@ -216,4 +217,55 @@ func (m *dubboMesh) plainConsumer(t *testing.T) {
 	}
 	t.Logf("figure: dubbo-go (%s), a consumer outside the mesh on the real ZooKeeper: ok=%d failed=%d; B's ingress counted %d requests meanwhile (its calls and A's consumer's)",
 		m.upstream, r.OK, r.Failed, after.Requests-before.Requests)
+}
+
+// TestDubboGoAppLevelTwoInstances: the same app on B and on C (the same
+// interface and metadata, so the same revision), the consumer on A. The
+// registry holds both ingresses; A's consumer reads one instance, at A's
+// egress, which balances the calls over B's and C's ingresses. Then C's
+// provider SIGKILLed: the calls go on through B, failed ones counted.
+func TestDubboGoAppLevelTwoInstances(t *testing.T) { every(t, false, dubboGoAppLevelTwoInstances) }
+
+func dubboGoAppLevelTwoInstances(t *testing.T, be *backend) {
+	m := startDubboMeshAt(t, be, "dubbo", "service")
+	app, _, _ := dubboapp.ParseServiceName(m.service)
+	c := be.host(t, ipC, "", frontEndArgs(ipC)...)
+	c.startSidecar()
+	c.waitSidecar("up")
+	started := time.Now()
+	cProvider := appIn(t, dubbogoBin(t), "dubbo-provider", "--host", c.IP, "--port", strconv.Itoa(freePort(t, c.IP)),
+		"--registry", "zookeeper://"+c.ZooKeeperAddr(), "--registry-type", "service", "--metadata", "remote",
+		"--app", app, "--interface", m.iface, "--protocol", "dubbo", "--name", "provider-C")
+	_, at := m.regs.wait(t, started, 60*time.Second, "B's and C's ingresses registered", func(eps []registry.Endpoint) bool {
+		return len(eps) == 2 && eps[0].Metadata["detour.mesh"] == "true" && eps[1].Metadata["detour.mesh"] == "true"
+	})
+	t.Logf("figure: dubbo-go (%s): second instance (C) started -> both ingresses in the registry in %v", m.upstream, at.Sub(started).Round(time.Millisecond))
+	m.view.wait(t, time.Time{}, 10*time.Second, "A's consumers read one instance at A's egress", m.only(m.egress))
+
+	cIngress := func() uint64 { return sidecarStats(t, c).Listener("ingress", m.service).Requests }
+	bIngress := func() uint64 { return sidecarStats(t, m.b).Listener("ingress", m.service).Requests }
+	b0, c0 := bIngress(), cIngress()
+	r0 := m.consumer.snapshot(t)
+	r1 := m.consumer.waitOK(t, r0.OK+2*m.consumer.rate, "two seconds of calls over both instances")
+	eventually(t, 10*time.Second, "C's ingress carries calls", func() bool { return cIngress() > c0 })
+	b1, c1 := bIngress(), cIngress()
+	t.Logf("figure: dubbo-go (%s), two instances behind A's egress: %d calls ok, %d failed; B's ingress %d requests, C's %d",
+		m.upstream, r1.OK-r0.OK, r1.Failed-r0.Failed, b1-b0, c1-c0)
+	if r1.Failed != r0.Failed || b1 == b0 {
+		t.Errorf("calls over both instances: %d failed, B's ingress %d requests", r1.Failed-r0.Failed, b1-b0)
+	}
+
+	r0 = m.consumer.snapshot(t)
+	killed := time.Now()
+	if err := cProvider.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_, gone := m.regs.wait(t, killed, 30*time.Second, "C's instance gone from the registry", func(eps []registry.Endpoint) bool {
+		return len(eps) == 1 && eps[0].Addr == m.ingress
+	})
+	clean := m.steady(t, "C's provider gone", viaMesh, false)
+	m.phase(t, "C's provider SIGKILLed (B's on)", r0, "C's entry gone "+since(killed, gone)+" after the kill; a second without failure began "+since(killed, clean)+" after it")
+	if kids := m.viewNow(); !m.only(m.egress)(kids) {
+		t.Errorf("A's consumers read %v; want one instance at A's egress", kids)
+	}
 }
