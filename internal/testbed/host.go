@@ -132,7 +132,8 @@ func (h *Host) StartAgent(ctx context.Context) error {
 // StartSidecar starts the sidecar (it connects to the agent by itself).
 func (h *Host) StartSidecar() error {
 	p, err := StartEnv("sidecar-"+h.IP, filepath.Join(h.Bin, "sidecar"), filepath.Join(h.Dir, "sidecar.log"), h.SidecarEnv,
-		append([]string{"--agent", h.AgentGRPC(), "--host-ip", h.IP, "--admin", h.AdminAddr()}, h.SidecarArgs...)...)
+		append([]string{"--agent", h.AgentGRPC(), "--host-ip", h.IP, "--admin", h.AdminAddr(),
+			"--agent-secret-file", filepath.Join(h.Dir, "data", "sidecar.secret")}, h.SidecarArgs...)...)
 	if err != nil {
 		return err
 	}

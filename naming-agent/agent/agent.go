@@ -72,6 +72,8 @@ type Agent struct {
 	ports   *portalloc.Allocator
 	metrics *Metrics
 	revBase uint64
+	// reserved are the agent's own ports, never published (policy.go).
+	reserved []reservedPort
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -149,6 +151,7 @@ func New(cfg config.Config, reg registry.Registry, opts ...Option) (*Agent, erro
 	a := &Agent{
 		cfg: cfg, reg: reg, log: log, opts: o, ports: ports, metrics: o.metrics,
 		revBase:    uint64(o.now().UnixMilli()),
+		reserved:   reservedPorts(cfg),
 		viewSeq:    uint64(o.now().UnixMilli()),
 		ctx:        ctx,
 		cancel:     cancel,
@@ -167,6 +170,12 @@ func New(cfg config.Config, reg registry.Registry, opts ...Option) (*Agent, erro
 	a.mu.Lock()
 	a.loadCacheLocked()
 	for _, req := range saved {
+		if err := a.checkPublishPort(req.Port); err != nil {
+			// Saved before the policy, or before the config changed:
+			// not published again, and gone from the file at the next save.
+			log.Warn("saved publication refused by the publish policy", zap.String("service", req.Service), zap.Error(err))
+			continue
+		}
 		a.addPublicationLocked(req)
 	}
 	a.adoptLocked()

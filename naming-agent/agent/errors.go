@@ -30,6 +30,9 @@ var (
 	// ErrSidecarRefused: a sidecar that may not have this agent's stream
 	// (another one holds it and is ready, or its host_ip is not ours).
 	ErrSidecarRefused = errors.New("sidecar refused")
+	// ErrForbidden: the publish policy or the caller's token does not
+	// allow this (policy.go); nothing changed.
+	ErrForbidden = errors.New("forbidden")
 	// ErrReplaced: a newer sidecar stream took over this one.
 	ErrReplaced = errors.New("sidecar stream replaced by a newer one")
 )

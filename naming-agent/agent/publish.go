@@ -106,6 +106,9 @@ func (a *Agent) Publish(req PublishRequest) (Publication, error) {
 	if err != nil {
 		return Publication{}, err
 	}
+	if err := a.checkPublishPort(req.Port); err != nil {
+		return Publication{}, err
+	}
 	if req.Host != "" && !a.localIP(req.Host) {
 		return Publication{}, fmt.Errorf("%w: host %s is not an address of this host: the ingress forwards only to this host's apps", ErrInvalid, req.Host)
 	}

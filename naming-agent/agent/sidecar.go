@@ -186,8 +186,10 @@ func (a *Agent) fenceLocked(hello *sidecarpb.Hello) error {
 	}
 	sameInstance := hello.GetInstance() == a.sc.instance
 	if a.sc.connected && !sameInstance && a.sc.failStreak == 0 {
-		return fmt.Errorf("%w: another sidecar (admin %s, instance %s) is connected and ready; stop one of them",
-			ErrSidecarRefused, a.sc.adminAddr, a.sc.instance)
+		// The instance is not named: it is what a reconnect of the
+		// connected sidecar presents.
+		return fmt.Errorf("%w: another sidecar (admin %s) is connected and ready; stop one of them",
+			ErrSidecarRefused, a.sc.adminAddr)
 	}
 	return nil
 }

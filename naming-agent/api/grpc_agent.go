@@ -13,16 +13,20 @@ import (
 
 // RegisterGRPC registers detour.agent.v1 and detour.sidecar.v1 on s.
 func RegisterGRPC(s *grpc.Server, a *agent.Agent, opts ...SidecarOption) {
-	agentpb.RegisterAgentServer(s, &agentServer{a: a})
-	registerSidecar(s, a, opts...)
+	sc := registerSidecar(s, a, opts...)
+	agentpb.RegisterAgentServer(s, &agentServer{a: a, auth: sc.auth})
 }
 
 type agentServer struct {
 	agentpb.UnimplementedAgentServer
-	a *agent.Agent
+	a    *agent.Agent
+	auth *auth // mutations need the token when it is set (auth.go)
 }
 
 func (s *agentServer) Publish(ctx context.Context, req *agentpb.PublishRequest) (*agentpb.Publication, error) {
+	if err := s.auth.allow(grpcToken(ctx), req.GetService(), int(req.GetPort())); err != nil {
+		return nil, grpcError(err)
+	}
 	pub, err := s.a.Publish(agent.PublishRequest{
 		Service: req.GetService(), Port: int(req.GetPort()), Protocol: req.GetProtocol(), Metadata: req.GetMetadata(),
 		Health: agent.HealthSpec{Type: req.GetHealth().GetType(), Path: req.GetHealth().GetPath()},
@@ -35,6 +39,9 @@ func (s *agentServer) Publish(ctx context.Context, req *agentpb.PublishRequest) 
 }
 
 func (s *agentServer) Unpublish(ctx context.Context, req *agentpb.UnpublishRequest) (*agentpb.UnpublishResponse, error) {
+	if err := s.auth.allow(grpcToken(ctx), req.GetService(), 0); err != nil {
+		return nil, grpcError(err)
+	}
 	if err := s.a.Unpublish(req.GetService(), int(req.GetPort())); err != nil {
 		return nil, grpcError(err)
 	}
@@ -42,6 +49,9 @@ func (s *agentServer) Unpublish(ctx context.Context, req *agentpb.UnpublishReque
 }
 
 func (s *agentServer) Unsubscribe(ctx context.Context, req *agentpb.UnsubscribeRequest) (*agentpb.UnsubscribeResponse, error) {
+	if err := s.auth.allow(grpcToken(ctx), req.GetService(), 0); err != nil {
+		return nil, grpcError(err)
+	}
 	if err := s.a.Unsubscribe(req.GetService()); err != nil {
 		return nil, grpcError(err)
 	}
@@ -67,6 +77,9 @@ func (s *agentServer) Subscribe(req *agentpb.SubscribeRequest, stream agentpb.Ag
 }
 
 func (s *agentServer) SetMesh(ctx context.Context, req *agentpb.SetMeshRequest) (*agentpb.SetMeshResponse, error) {
+	if err := s.auth.allow(grpcToken(ctx), req.GetService(), 0); err != nil {
+		return nil, grpcError(err)
+	}
 	if err := s.a.SetMesh(req.GetService(), req.GetEnabled()); err != nil {
 		return nil, grpcError(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/naming-agent/agent"
+	"github.com/detourmesh/detour/naming-agent/config"
 )
 
 // SidecarOption configures the sidecar control server.
@@ -26,12 +27,27 @@ func WithHelloTimeout(d time.Duration) SidecarOption {
 	return func(s *sidecarServer) { s.helloTimeout = d }
 }
 
-func registerSidecar(g *grpc.Server, a *agent.Agent, opts ...SidecarOption) {
+// WithAuth makes the gRPC API ask for cfg's tokens (cfg.Token,
+// cfg.ScopedTokens) on every mutation, as the HTTP API does.
+func WithAuth(cfg config.API) SidecarOption {
+	return func(s *sidecarServer) { s.auth = newAuth(cfg) }
+}
+
+// WithSidecarSecret makes the control stream ask for secret (the
+// per-boot secret in DATA_DIR/sidecar.secret) or the API token in its
+// metadata (SidecarSecretKey) before its Hello is heard: another local
+// process cannot take the sidecar's place, nor learn who holds it.
+func WithSidecarSecret(secret config.Secret) SidecarOption {
+	return func(s *sidecarServer) { s.secret = secret }
+}
+
+func registerSidecar(g *grpc.Server, a *agent.Agent, opts ...SidecarOption) *sidecarServer {
 	s := &sidecarServer{a: a, log: zap.NewNop(), helloTimeout: 5 * time.Second}
 	for _, o := range opts {
 		o(s)
 	}
 	sidecarpb.RegisterSidecarControlServer(g, s)
+	return s
 }
 
 type sidecarServer struct {
@@ -39,11 +55,17 @@ type sidecarServer struct {
 	a            *agent.Agent
 	log          *zap.Logger
 	helloTimeout time.Duration
+	auth         *auth
+	secret       config.Secret
 }
 
 // Control runs one sidecar stream: Hello first, then snapshots out and
 // Ack/Nack/Status in, until either side ends it.
 func (s *sidecarServer) Control(stream sidecarpb.SidecarControl_ControlServer) error {
+	if err := checkSidecar(stream.Context(), s.secret, s.auth); err != nil {
+		s.log.Warn("sidecar stream refused", zap.Error(err))
+		return grpcError(err)
+	}
 	hello, err := s.recvHello(stream)
 	if err != nil {
 		return grpcError(err)

@@ -27,7 +27,10 @@ type env struct {
 	ready *atomic.Bool
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with mutate applied to the config.
+func newEnvWith(t *testing.T, mutate func(*config.Config)) *env {
 	t.Helper()
 	e := &env{srv: registrytest.NewFakeServer(), ready: &atomic.Bool{}}
 	c := config.Default()
@@ -37,6 +40,9 @@ func newEnv(t *testing.T) *env {
 	c.HealthCheck.Interval = time.Hour // apps here do not listen; no check withdraws them
 	c.API.MaxBodyBytes = 4096
 	c.API.MaxWait = 5 * time.Second
+	if mutate != nil {
+		mutate(&c)
+	}
 	e.cfg = c
 	cli := e.srv.Client(nil)
 	e.other = e.srv.Client(nil)

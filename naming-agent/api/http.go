@@ -29,10 +29,10 @@ import (
 // Errors are {"error": "..."} with a 4xx or 5xx status. A request body over
 // cfg.MaxBodyBytes never reaches a handler: httpbody.Limit answers 413.
 func HTTPHandler(a *agent.Agent, cfg config.API, log *zap.Logger) http.Handler {
-	h := &httpAPI{a: a, cfg: cfg, log: log.Named("api.http")}
+	h := &httpAPI{a: a, cfg: cfg, log: log.Named("api.http"), auth: newAuth(cfg)}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/v1/publish", h.method(http.MethodPost, h.publish))
-	mux.HandleFunc("/v1/unpublish", h.method(http.MethodPost, h.unpublish))
+	mux.HandleFunc("/v1/publish", h.method(http.MethodPost, h.mutating(h.publish)))
+	mux.HandleFunc("/v1/unpublish", h.method(http.MethodPost, h.mutating(h.unpublish)))
 	mux.HandleFunc("/v1/resolve", h.method(http.MethodGet, h.resolve))
 	mux.HandleFunc("/v1/status", h.method(http.MethodGet, h.status))
 	mux.HandleFunc("/v1/services/", h.services)
@@ -44,9 +44,23 @@ func HTTPHandler(a *agent.Agent, cfg config.API, log *zap.Logger) http.Handler {
 }
 
 type httpAPI struct {
-	a   *agent.Agent
-	cfg config.API
-	log *zap.Logger
+	a    *agent.Agent
+	cfg  config.API
+	log  *zap.Logger
+	auth *auth
+}
+
+// mutating refuses a change without a valid token (401, before the body
+// is read) when the agent has one; the handler checks the token's scope.
+func (h *httpAPI) mutating(f http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h.auth.check(httpToken(r)); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="detour"`)
+			h.fail(w, err)
+			return
+		}
+		f(w, r)
+	}
 }
 
 func (h *httpAPI) method(m string, f http.HandlerFunc) http.HandlerFunc {
@@ -76,6 +90,9 @@ func (h *httpAPI) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, err := decodePublish(b)
+	if err == nil {
+		err = h.auth.allow(httpToken(r), req.Service, req.Port)
+	}
 	if err != nil {
 		h.fail(w, err)
 		return
@@ -95,6 +112,9 @@ func (h *httpAPI) unpublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	svc, port, err := decodeUnpublish(b)
+	if err == nil {
+		err = h.auth.allow(httpToken(r), svc, 0)
+	}
 	if err == nil {
 		err = h.a.Unpublish(svc, port)
 	}
@@ -134,9 +154,9 @@ func (h *httpAPI) services(w http.ResponseWriter, r *http.Request) {
 	svc, tail, _ := strings.Cut(rest, "/")
 	switch tail {
 	case "mesh":
-		h.method(http.MethodPut, func(w http.ResponseWriter, r *http.Request) { h.mesh(w, r, svc) })(w, r)
+		h.method(http.MethodPut, h.mutating(func(w http.ResponseWriter, r *http.Request) { h.mesh(w, r, svc) }))(w, r)
 	case "subscription":
-		h.method(http.MethodDelete, func(w http.ResponseWriter, r *http.Request) { h.unsubscribe(w, r, svc) })(w, r)
+		h.method(http.MethodDelete, h.mutating(func(w http.ResponseWriter, r *http.Request) { h.unsubscribe(w, r, svc) }))(w, r)
 	default:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (PUT /v1/services/SERVICE/mesh, DELETE /v1/services/SERVICE/subscription)", r.Method, r.URL.Path))
 	}
@@ -145,6 +165,10 @@ func (h *httpAPI) services(w http.ResponseWriter, r *http.Request) {
 func (h *httpAPI) unsubscribe(w http.ResponseWriter, r *http.Request, svc string) {
 	if len(r.URL.Query()) > 0 {
 		h.fail(w, fmt.Errorf("%w: DELETE /v1/services/S/subscription takes no query parameters", agent.ErrInvalid))
+		return
+	}
+	if err := h.auth.allow(httpToken(r), svc, 0); err != nil {
+		h.fail(w, err)
 		return
 	}
 	if err := h.a.Unsubscribe(svc); err != nil {
@@ -161,6 +185,9 @@ func (h *httpAPI) mesh(w http.ResponseWriter, r *http.Request, svc string) {
 		return
 	}
 	enabled, err := decodeMesh(b)
+	if err == nil {
+		err = h.auth.allow(httpToken(r), svc, 0)
+	}
 	if err == nil {
 		err = h.a.SetMesh(svc, enabled)
 	}

@@ -26,8 +26,8 @@ type Config struct {
 	// services are registered on it, and the sidecar's ingress and health
 	// listeners bind it.
 	HostIP string `yaml:"host_ip"`
-	// HTTPListen and GRPCListen are the local API addresses. Loopback by
-	// default: the API has no authentication.
+	// HTTPListen and GRPCListen are the local API addresses. Loopback
+	// unless an API token is set (api.token_file).
 	HTTPListen string `yaml:"http_listen"`
 	GRPCListen string `yaml:"grpc_listen"`
 	// DataDir keeps the port assignment and the endpoint cache (and the
@@ -174,6 +174,18 @@ type API struct {
 	// InitialWait is how long the first resolve of a service waits for
 	// the registry's first answer.
 	InitialWait time.Duration `yaml:"initial_wait"`
+	// TokenFile holds the API token (else $DETOUR_API_TOKEN). With a
+	// token, every mutation (publish, unpublish, mesh, unsubscribe) over
+	// HTTP or gRPC must carry it. See security.go and docs/SECURITY.md.
+	TokenFile string `yaml:"token_file"`
+	// ScopedTokens may mutate only the services and ports they name.
+	ScopedTokens []ScopedToken `yaml:"scoped_tokens"`
+	// AllowedPorts, when set, are the only app ports anyone (API or front
+	// end) may publish. The agent's and sidecar's own ports are refused
+	// always.
+	AllowedPorts []PortRange `yaml:"allowed_ports"`
+	// Token is read by LoadTokens, never from YAML.
+	Token Secret `yaml:"-"`
 }
 
 // Service holds per-service settings (and, as service_defaults, the

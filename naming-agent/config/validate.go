@@ -132,6 +132,7 @@ func (c Config) Validate() error {
 	}
 	positive(bad, "api.max_wait", c.API.MaxWait)
 	positive(bad, "api.initial_wait", c.API.InitialWait)
+	c.validateSecurity(bad)
 
 	checkService(bad, "service_defaults", c.Defaults)
 	if c.Defaults.Protocol == "" {

@@ -14,12 +14,15 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/detourmesh/detour/api/sidecarpb"
@@ -37,11 +40,15 @@ type Dataplane interface {
 
 // Config is the client's settings.
 type Config struct {
-	Agent      string        // the agent's gRPC address
-	AdminAddr  string        // sent in Hello
-	Build      string        // sent in Hello
-	HostIP     string        // sent in Hello: the agent refuses a sidecar of another host
-	Instance   string        // sent in Hello; New makes a random one when empty
+	Agent     string // the agent's gRPC address
+	AdminAddr string // sent in Hello
+	Build     string // sent in Hello
+	HostIP    string // sent in Hello: the agent refuses a sidecar of another host
+	Instance  string // sent in Hello; New makes a random one when empty
+	// SecretFile is the agent's per-boot secret (DATA_DIR/sidecar.secret),
+	// read again at each dial and sent in the stream's metadata: the agent
+	// refuses a stream without it. Missing file: none sent.
+	SecretFile string
 	MinBackoff time.Duration // first redial delay
 	MaxBackoff time.Duration
 	NackRetry  time.Duration // retry of a rejected snapshot; 0: never
@@ -59,6 +66,8 @@ type Client struct {
 	cfg Config
 	dp  Dataplane
 	log *zap.Logger
+
+	secretWarned bool // used by Run's goroutine only
 }
 
 // New returns a client; log may be nil.
@@ -113,6 +122,9 @@ func (c *Client) Run(ctx context.Context) error {
 func (c *Client) stream(ctx context.Context, client sidecarpb.SidecarControlClient) (got bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if sec := c.secret(); sec != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, secretKey, sec)
+	}
 	s, err := client.Control(ctx)
 	if err != nil {
 		return false, fmt.Errorf("open: %w", err)
@@ -204,4 +216,26 @@ func (c *Client) send(s sidecarpb.SidecarControl_ControlClient, m *sidecarpb.Sid
 		return fmt.Errorf("send: %w", err)
 	}
 	return nil
+}
+
+// secretKey is the metadata key the agent reads the secret from
+// (naming-agent/api.SidecarSecretKey).
+const secretKey = "x-detour-sidecar-secret"
+
+// secret reads SecretFile; the agent writes a new one at each start, so
+// it is read at each dial. Never logged.
+func (c *Client) secret() string {
+	if c.cfg.SecretFile == "" {
+		return ""
+	}
+	b, err := os.ReadFile(c.cfg.SecretFile)
+	if err != nil {
+		if !c.secretWarned { // once, not at every redial
+			c.log.Warn("no agent secret: the agent will refuse the control stream", zap.String("file", c.cfg.SecretFile), zap.Error(err))
+			c.secretWarned = true
+		}
+		return ""
+	}
+	c.secretWarned = false
+	return strings.TrimSpace(string(b))
 }

@@ -108,6 +108,9 @@ func loadConfig(f flags) (config.Config, error) {
 	override("zookeeper-listen", &cfg.Frontends.ZooKeeper.Listen, f.zookeeperListen)
 	override("nacos-listen", &cfg.Frontends.Nacos.Listen, f.nacosListen)
 	override("etcd-listen", &cfg.Frontends.Etcd.Listen, f.etcdListen)
+	if err := cfg.LoadTokens(os.Getenv); err != nil {
+		return cfg, err
+	}
 	return cfg, cfg.Validate()
 }
 
@@ -166,6 +169,10 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 		return err
 	}
 	defer dd.Close()
+	secret, err := datadir.WriteSidecarSecret(cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	// Listen before the registry is touched: an agent that cannot serve
 	// must not take its earlier run's registry session back and then
 	// close it, withdrawing the host's services.
@@ -221,12 +228,13 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 
 	hs := &http.Server{Handler: api.HTTPHandler(a, cfg.API, log), ReadHeaderTimeout: 10 * time.Second}
 	gs := grpc.NewServer()
-	api.RegisterGRPC(gs, a, api.WithSidecarLogger(log))
+	api.RegisterGRPC(gs, a, api.WithSidecarLogger(log), api.WithAuth(cfg.API), api.WithSidecarSecret(secret))
 	errs := make(chan error, 2)
 	go func() { errs <- hs.Serve(hl) }()
 	go func() { errs <- gs.Serve(gl) }()
 	log.Info("naming-agent serving", zap.String("http", hl.Addr().String()), zap.String("grpc", gl.Addr().String()),
-		zap.String("registry", cfg.Registry.URL), zap.String("host_ip", cfg.HostIP), zap.String("data_dir", cfg.DataDir))
+		zap.String("registry", cfg.Registry.URL), zap.String("host_ip", cfg.HostIP), zap.String("data_dir", cfg.DataDir),
+		zap.Bool("api_token", cfg.API.Protected()))
 	if ready != nil {
 		ready(hl.Addr().String(), gl.Addr().String())
 	}

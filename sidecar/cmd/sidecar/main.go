@@ -41,6 +41,7 @@ func main() {
 
 type flags struct {
 	agent, admin, logLevel string
+	secretFile             string
 	drain                  time.Duration
 	pprof, version         bool
 	dp                     dataplane.Config
@@ -56,6 +57,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.agent, "agent", "127.0.0.1:7701", "the naming agent's gRPC address")
 	fs.StringVar(&f.admin, "admin", "127.0.0.1:7702", "admin address: /ready /stats /config /metrics")
+	fs.StringVar(&f.secretFile, "agent-secret-file", "/var/lib/detour/sidecar.secret", "the agent's per-boot secret, DATA_DIR/sidecar.secret (read at each dial)")
 	fs.StringVar(&f.dp.HostIP, "host-ip", "", "this host's address; snapshots for another host_ip are rejected (empty: any)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve /debug/pprof/ on the admin address")
@@ -141,6 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cctx, cancel := context.WithCancel(ctx)
 	cfg := control.Default(f.agent)
 	cfg.AdminAddr, cfg.Build, cfg.HostIP = ln.Addr().String(), version.String("sidecar"), f.dp.HostIP
+	cfg.SecretFile = f.secretFile
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
