@@ -72,9 +72,9 @@ type appShown struct {
 // service, its instances are shown at the local egress, which balances
 // over them: one node named EGRESS_IP:EGRESS_PORT (address, port and
 // dubbo.endpoints at the egress) per distinct instance metadata, so that
-// a consumer learns every metadata revision the instances have (dubbo-go
-// gives each start a revision of its own); instances alike in all but
-// their address are one node. Several distinct ones are named
+// a consumer learns every metadata revision the instances have (during
+// a rolling upgrade, two versions export different services); instances
+// alike in all but their address are one node. Several distinct ones are named
 // EGRESS_IP:EGRESS_PORT, EGRESS_IP:EGRESS_PORT-2, ... (Curator's ids are
 // opaque). Otherwise each instance is shown at its real address, named
 // IP:PORT. Every node lists the one endpoint of its protocol.
