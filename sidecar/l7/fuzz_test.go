@@ -23,6 +23,9 @@ func FuzzH1(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, tc := range strictCases {
+		f.Add([]byte(tc.raw))
+	}
 	app := front(f, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Write([]byte("ok"))

@@ -40,6 +40,14 @@ type H1 struct {
 	MinRetries     int
 	MaxRequests    int64
 	BodyLimit      int
+	// HeadTimeout bounds the reading of a request head: from the
+	// connection's accept for its first request, from the head's first
+	// byte for the next ones (until then the idle timeout applies), as
+	// nginx's client_header_timeout; 0: none.
+	HeadTimeout time.Duration
+	// UpstreamIdle closes pooled upstream connections idle this long;
+	// 0: the listener's idle timeout.
+	UpstreamIdle time.Duration
 
 	pool               *connPool
 	inflight, retrying atomic.Int64
@@ -82,25 +90,41 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 	if addr, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		remote = addr.String()
 	}
-	for {
+	for first := true; ; first = false {
 		state.Store(stateIdle)
 		if draining() {
 			return
 		}
-		if idle > 0 {
+		if !first && idle > 0 { // the first head's deadline was set at accept
 			c.SetReadDeadline(time.Now().Add(idle))
 		}
 		if draining() { // Drain may have cut the deadline before we set it
 			return
 		}
 		lr.remain = maxHeaderBytes
-		req, err := readRequestHead(br, &scratch)
-		if req == nil && err == nil {
-			req, err = http.ReadRequest(br)
+		if !first && br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				return // idle, closed or drained: no request begun
+			}
 		}
+		if !first && h.HeadTimeout > 0 && !headBuffered(br) {
+			c.SetReadDeadline(time.Now().Add(h.HeadTimeout))
+		}
+		req, err := h.readRequest(&br, lr, &scratch)
 		state.Store(stateActive)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
+			var he *headError
+			switch {
+			case errors.As(err, &he):
+				h.Listener.Fail(stats.BadFrame)
+				writeError(bw, he.code, "sidecar: "+he.msg)
+				lingerClose(c)
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				if !draining() && h.HeadTimeout > 0 {
+					h.Listener.Fail(stats.HeadTimeout)
+				}
+			case !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed):
+				h.Listener.Fail(stats.BadFrame)
 				writeError(bw, http.StatusBadRequest, "bad request")
 			}
 			return
@@ -117,6 +141,49 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 			return
 		}
 	}
+}
+
+// readRequest reads the next request head from *br once it is whole
+// and has passed checkRequestHead.
+func (h *H1) readRequest(br **bufio.Reader, lr io.Reader, scratch *reqScratch) (*http.Request, error) {
+	n, err := peekHead(br, lr)
+	if err != nil {
+		return nil, err
+	}
+	head, _ := (*br).Peek(n)
+	if err := checkRequestHead(head); err != nil {
+		return nil, err
+	}
+	req, err := readRequestHead(*br, scratch)
+	if req == nil && err == nil {
+		req, err = http.ReadRequest(*br)
+	}
+	return req, err
+}
+
+// lingerClose lets a client that is still sending read the refusal just
+// written: closed at once with unread bytes, the connection would be
+// reset and the answer lost. It reads what comes for a short while (a
+// bounded amount), as nginx's lingering_close does.
+func lingerClose(c net.Conn) {
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(lingerTime))
+	io.CopyN(io.Discard, c, lingerBytes)
+}
+
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 256 << 10
+)
+
+// headBuffered reports whether br holds a whole head already (the
+// common case: it came in one segment), so no head deadline is needed.
+func headBuffered(br *bufio.Reader) bool {
+	buf, _ := br.Peek(br.Buffered())
+	return bytes.Contains(buf, crlf2)
 }
 
 const (
@@ -298,6 +365,9 @@ func (h *H1) roundTrip(addr string, req *http.Request, body []byte, replayable b
 		}
 		if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
 			err = errors.New("upgrade not supported")
+		}
+		if err == nil && !checkHeader(resp.Header) {
+			err = errBadResponse
 		}
 		if err != nil {
 			uc.Close()

@@ -3,14 +3,17 @@ package l7
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/detourmesh/detour/sidecar/coalesce"
 	"github.com/detourmesh/detour/sidecar/listener"
+	"github.com/detourmesh/detour/sidecar/stats"
 )
 
 // preface is how an h2c (prior knowledge) connection starts.
@@ -32,7 +35,11 @@ type Server struct {
 // NewServer serves h1 and h2 on connections it is handed; upstream
 // HTTP/1.1 connections are dialled with dial, kept idle up to idle.
 func NewServer(addr net.Addr, h1 *H1, h2 http.Handler, dial DialFunc, connectTimeout, idle time.Duration) *Server {
-	h1.pool = newConnPool(dial, connectTimeout, idle, 256)
+	upIdle := idle
+	if h1.UpstreamIdle > 0 {
+		upIdle = h1.UpstreamIdle
+	}
+	h1.pool = newConnPool(dial, connectTimeout, upIdle, 256)
 	return &Server{h1: h1, h2: listener.NewHTTP(addr, h2, idle), idle: idle, conns: map[net.Conn]*atomic.Int32{}}
 }
 
@@ -69,12 +76,19 @@ func (s *Server) ServeConn(c net.Conn) {
 		}()
 		lr := &limitReader{c: c, remain: maxHeaderBytes}
 		br := bufio.NewReaderSize(lr, 16<<10)
-		if s.idle > 0 {
+		// The first request's head (or h2c preface) must come whole
+		// within the head timeout of the accept, as in nginx.
+		if first := s.h1.HeadTimeout; first > 0 {
+			c.SetReadDeadline(time.Now().Add(first))
+		} else if s.idle > 0 {
 			c.SetReadDeadline(time.Now().Add(s.idle))
 		}
 		for n := 1; n <= len(preface); n++ {
 			b, err := br.Peek(n)
 			if err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) && s.h1.HeadTimeout > 0 && !s.draining.Load() {
+					s.h1.Listener.Fail(stats.HeadTimeout)
+				}
 				return
 			}
 			if b[n-1] != preface[n-1] {

@@ -18,6 +18,8 @@ const (
 	DubboStatus     // a Dubbo response with an error status (timeout, server error, overloaded...)
 	BadFrame        // bad input: a frame that is not the protocol's (its connection is closed)
 	UnknownResponse // a response whose id is not in flight (late after a time-out): dropped
+	HeadTimeout     // a request head not read whole in time (slow client): closed
+	ConnLimit       // a connection refused: the listener has its most open
 	NumKinds
 )
 
@@ -25,7 +27,7 @@ const (
 var KindNames = [NumKinds]string{
 	"connect_refused", "connect_timeout", "first_byte_timeout", "request_timeout",
 	"status_5xx", "grpc_unavailable", "overflow", "no_healthy", "other",
-	"dubbo_error", "bad_frame", "unknown_response",
+	"dubbo_error", "bad_frame", "unknown_response", "head_timeout", "conn_limit",
 }
 
 // Counters is what every listener, cluster and endpoint counts.
