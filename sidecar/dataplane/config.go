@@ -18,6 +18,18 @@ type Config struct {
 	// IdleTimeout closes L4 connections and L7 keep-alive connections
 	// idle this long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// HeadTimeout: an HTTP/1.1 request head (or h2c preface) must come
+	// whole within this long of the accept (first request) or of its
+	// first byte (later ones); 0: no limit. nginx's client_header_timeout
+	// is 60 s.
+	HeadTimeout time.Duration `yaml:"head_timeout"`
+	// UpstreamIdleTimeout closes pooled L7 upstream connections idle
+	// this long; shorter than the apps' own keep-alive, so the sidecar
+	// is the side that closes an idle connection.
+	UpstreamIdleTimeout time.Duration `yaml:"upstream_idle_timeout"`
+	// ListenerMaxConnections caps each listener's open connections; one
+	// more is closed at once (counted conn_limit). 0: no cap.
+	ListenerMaxConnections int `yaml:"listener_max_connections"`
 	// MaxConnections bounds each cluster's connections (L4) or requests
 	// in flight (L7).
 	MaxConnections int `yaml:"max_connections"`
@@ -40,16 +52,19 @@ type Config struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		Bypass:                true,
-		IdleTimeout:           time.Hour,
-		MaxConnections:        10000,
-		LBPolicy:              string(cluster.LeastRequest),
-		OutlierInterval:       10 * time.Second,
-		RetriableStatuses:     []int{502, 503, 504},
-		RetryBudgetPercent:    20,
-		MinRetryConcurrency:   3,
-		DefaultConnectTimeout: time.Second,
-		DefaultRequestTimeout: 15 * time.Second,
+		Bypass:                 true,
+		IdleTimeout:            time.Hour,
+		HeadTimeout:            10 * time.Second,
+		UpstreamIdleTimeout:    90 * time.Second,
+		ListenerMaxConnections: 10000,
+		MaxConnections:         10000,
+		LBPolicy:               string(cluster.LeastRequest),
+		OutlierInterval:        10 * time.Second,
+		RetriableStatuses:      []int{502, 503, 504},
+		RetryBudgetPercent:     20,
+		MinRetryConcurrency:    3,
+		DefaultConnectTimeout:  time.Second,
+		DefaultRequestTimeout:  15 * time.Second,
 	}
 }
 
@@ -60,6 +75,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("host_ip: %q is not an IP address", c.HostIP)
 	case c.IdleTimeout < 0:
 		return fmt.Errorf("idle_timeout: must be >= 0")
+	case c.HeadTimeout < 0:
+		return fmt.Errorf("head_timeout: must be >= 0")
+	case c.UpstreamIdleTimeout < 0:
+		return fmt.Errorf("upstream_idle_timeout: must be >= 0")
+	case c.ListenerMaxConnections < 0:
+		return fmt.Errorf("listener_max_connections: must be >= 0")
 	case c.MaxConnections < 0:
 		return fmt.Errorf("max_connections: must be >= 0")
 	case c.LBPolicy != string(cluster.LeastRequest) && c.LBPolicy != string(cluster.RoundRobin):

@@ -22,7 +22,7 @@ func TestStageOneAndHealthPort(t *testing.T) {
 	b := startRemote(t, "127.0.0.3", "echo", "b", 0)
 	h := hp(b.ip, b.health)
 	eventually(t, "200", func() bool { return healthz(h, "echo") == 200 })
-	if c := healthz(h, "unknown"); c != 404 {
+	if c := healthz(h, "unknown"); c != 503 { // as a known one down: no enumeration
 		t.Fatalf("unknown service: %d", c)
 	}
 	st := b.dp.Status()

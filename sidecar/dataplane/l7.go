@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -48,7 +49,7 @@ func (d *Dataplane) l7Egress(addr net.Addr, s egressSettings, cl *cluster.Cluste
 	for _, c := range d.cfg.RetriableStatuses {
 		retriable[c] = true
 	}
-	tr := l7.NewTransports(l7.DialFunc(d.dial), s.connectTimeout, d.cfg.IdleTimeout)
+	tr := l7.NewTransports(l7.DialFunc(d.dial), s.connectTimeout, d.upstreamIdle())
 	h2 := &l7.Egress{
 		Cluster: cl, Listener: ls, Transports: tr,
 		Log:            d.log.Named("sidecar.l7").With(zap.String("service", s.service)),
@@ -62,14 +63,23 @@ func (d *Dataplane) l7Egress(addr net.Addr, s egressSettings, cl *cluster.Cluste
 		RequestTimeout: s.requestTimeout, Retries: s.retries, Retriable: retriable,
 		BudgetPercent: d.cfg.RetryBudgetPercent, MinRetries: d.cfg.MinRetryConcurrency,
 		MaxRequests: int64(d.cfg.MaxConnections), BodyLimit: bodyLimit,
+		HeadTimeout: d.cfg.HeadTimeout, UpstreamIdle: d.upstreamIdle(),
 	}
 	return l7Handler{Server: l7.NewServer(addr, h1, h2, l7.DialFunc(d.dial), s.connectTimeout, d.cfg.IdleTimeout), tr: tr}
 }
 
 // l7Ingress builds the ingress handler, to the one target.
 func (d *Dataplane) l7Ingress(addr net.Addr, service, target string, p sidecarpb.Protocol, ls *stats.Counters) listener.Handler {
-	tr := l7.NewTransports(l7.DialFunc(d.dial), d.cfg.DefaultConnectTimeout, d.cfg.IdleTimeout)
+	tr := l7.NewTransports(l7.DialFunc(d.dial), d.cfg.DefaultConnectTimeout, d.upstreamIdle())
 	h2 := &l7.Ingress{Target: target, Listener: ls, Transports: tr, GRPC: p == sidecarpb.Protocol_PROTOCOL_GRPC, Pool: copyPool()}
-	h1 := &l7.H1{Target: target, Listener: ls, BodyLimit: bodyLimit}
+	h1 := &l7.H1{Target: target, Listener: ls, BodyLimit: bodyLimit, HeadTimeout: d.cfg.HeadTimeout, UpstreamIdle: d.upstreamIdle()}
 	return l7Handler{Server: l7.NewServer(addr, h1, h2, l7.DialFunc(d.dial), d.cfg.DefaultConnectTimeout, d.cfg.IdleTimeout), tr: tr}
+}
+
+// upstreamIdle is how long a pooled L7 upstream connection may stay idle.
+func (d *Dataplane) upstreamIdle() time.Duration {
+	if d.cfg.UpstreamIdleTimeout > 0 {
+		return d.cfg.UpstreamIdleTimeout
+	}
+	return d.cfg.IdleTimeout
 }

@@ -69,7 +69,7 @@ func (d *Dataplane) egressSettings(l *sidecarpb.EgressListener, c *sidecarpb.Clu
 func (d *Dataplane) egressSpec(l *sidecarpb.EgressListener, c *sidecarpb.Cluster, cl *cluster.Cluster, ls *stats.Counters) listener.Spec {
 	s := d.egressSettings(l, c)
 	return listener.Spec{
-		Listen: l.GetListen(), Counters: ls,
+		Listen: l.GetListen(), Counters: ls, MaxConns: int64(d.cfg.ListenerMaxConnections),
 		Key: fmt.Sprintf("egress %+v %p", s, cl),
 		New: func(addr net.Addr) listener.Handler {
 			if isL7(s.protocol) {
@@ -92,7 +92,7 @@ func (d *Dataplane) egressSpec(l *sidecarpb.EgressListener, c *sidecarpb.Cluster
 func (d *Dataplane) ingressSpec(l *sidecarpb.IngressListener, ls *stats.Counters) listener.Spec {
 	target, proto := l.GetTarget(), l.GetProtocol()
 	return listener.Spec{
-		Listen: l.GetListen(), Counters: ls,
+		Listen: l.GetListen(), Counters: ls, MaxConns: int64(d.cfg.ListenerMaxConnections),
 		Key: fmt.Sprintf("ingress %s %s %s", l.GetService(), target, proto),
 		New: func(addr net.Addr) listener.Handler {
 			if isL7(proto) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,12 +98,38 @@ func TestPortAnswers(t *testing.T) {
 		t.Fatal("not checked yet must be 503")
 	}
 	p.SetApp("s", true, "")
-	if code("/healthz/s") != 200 || code("/healthz/other") != 404 || code("/elsewhere") != 404 {
+	if code("/healthz/s") != 200 || code("/healthz/other") != 503 || code("/elsewhere") != 404 {
 		t.Fatal("answers")
 	}
 	p.Drain()
 	if code("/healthz/s") != 503 {
 		t.Fatal("draining must be 503")
+	}
+}
+
+// TestPortNoEnumeration: a name not fronted here is answered exactly as
+// a fronted one that is down (issue 17): same status, same body, and the
+// name is not echoed, so names cannot be guessed through the port.
+func TestPortNoEnumeration(t *testing.T) {
+	p := NewPort()
+	p.SetFronted([]string{"known"})
+	p.SetApp("known", false, "dial tcp 127.0.0.1:8080: connection refused")
+	answer := func(path string) (int, string) {
+		w := httptest.NewRecorder()
+		p.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		return w.Code, w.Body.String()
+	}
+	kc, kb := answer("/healthz/known")
+	gc, gb := answer("/healthz/guessed-name")
+	if kc != gc || kb != gb {
+		t.Fatalf("known but down: %d %q; unknown: %d %q", kc, kb, gc, gb)
+	}
+	if strings.Contains(gb, "guessed") || strings.Contains(kb, "known") || strings.Contains(kb, "refused") {
+		t.Fatalf("the answer tells a name or a reason: %q / %q", kb, gb)
+	}
+	p.SetApp("known", true, "")
+	if c, _ := answer("/healthz/known"); c != 200 {
+		t.Fatalf("healthy: %d", c)
 	}
 }
 
@@ -123,6 +150,11 @@ func FuzzPort(f *testing.F) {
 		p.ServeHTTP(w, r)
 		if w.Code == 200 && path != "/healthz/s" {
 			t.Fatalf("%q answered 200", path)
+		}
+		switch b := w.Body.String(); b { // fixed answers: nothing of the path echoed
+		case "ok\n", "unavailable\n", "404 page not found\n":
+		default:
+			t.Fatalf("%q answered %q", path, b)
 		}
 	})
 }

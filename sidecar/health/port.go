@@ -14,20 +14,21 @@ import (
 const MaxBodyBytes = 1 << 10
 
 // Port is the health port's handler: GET /healthz/<service> answers 200
-// when this sidecar is up and the service's app is healthy, 503 when it
-// is not (or not checked yet, or the sidecar is draining), 404 for a
-// service this sidecar does not front.
+// when this sidecar is up and the service's app is healthy, and the same
+// 503 otherwise: not checked yet, unhealthy, the sidecar draining, or a
+// service this sidecar does not front. The port is open to the network,
+// so no answer tells a name fronted here from a guessed one, nor says
+// why an app is down (the admin address's /stats does).
 type Port struct {
 	mu       sync.RWMutex
 	fronted  map[string]bool
 	healthy  map[string]bool
-	reasons  map[string]string
 	draining bool
 }
 
 // NewPort returns a handler that fronts nothing yet.
 func NewPort() *Port {
-	return &Port{fronted: map[string]bool{}, healthy: map[string]bool{}, reasons: map[string]string{}}
+	return &Port{fronted: map[string]bool{}, healthy: map[string]bool{}}
 }
 
 // SetFronted sets the services this sidecar fronts (its ingress listeners).
@@ -41,11 +42,10 @@ func (p *Port) SetFronted(services []string) {
 	p.mu.Unlock()
 }
 
-// SetApp records a stage-1 result.
-func (p *Port) SetApp(service string, healthy bool, reason string) {
+// SetApp records a stage-1 result; the reason is not shown here.
+func (p *Port) SetApp(service string, healthy bool, _ string) {
 	p.mu.Lock()
 	p.healthy[service] = healthy
-	p.reasons[service] = reason
 	p.mu.Unlock()
 }
 
@@ -53,7 +53,6 @@ func (p *Port) SetApp(service string, healthy bool, reason string) {
 func (p *Port) ForgetApp(service string) {
 	p.mu.Lock()
 	delete(p.healthy, service)
-	delete(p.reasons, service)
 	p.mu.Unlock()
 }
 
@@ -76,19 +75,11 @@ func (p *Port) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.mu.RLock()
-	fronted, healthy, reason, draining := p.fronted[svc], p.healthy[svc], p.reasons[svc], p.draining
+	fronted, healthy, draining := p.fronted[svc], p.healthy[svc], p.draining
 	p.mu.RUnlock()
-	switch {
-	case !fronted:
-		http.Error(w, "not fronted here: "+svc, http.StatusNotFound)
-	case draining:
-		http.Error(w, "sidecar draining", http.StatusServiceUnavailable)
-	case !healthy:
-		if reason == "" {
-			reason = "not checked yet"
-		}
-		http.Error(w, "app unhealthy: "+reason, http.StatusServiceUnavailable)
-	default:
-		w.Write([]byte("ok\n"))
+	if !fronted || draining || !healthy {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
 	}
+	w.Write([]byte("ok\n"))
 }

@@ -11,10 +11,13 @@ import (
 type atomicHandler struct{ v atomic.Pointer[handlerBox] }
 
 type handlerBox struct {
-	h Handler
-	c *stats.Counters // nil: not counted
+	h   Handler
+	c   *stats.Counters // nil: not counted
+	max int64           // Spec.MaxConns
 }
 
-func (a *atomicHandler) load() Handler                      { return a.v.Load().h }
-func (a *atomicHandler) loadBox() *handlerBox               { return a.v.Load() }
-func (a *atomicHandler) store(h Handler, c *stats.Counters) { a.v.Store(&handlerBox{h: h, c: c}) }
+func (a *atomicHandler) load() Handler        { return a.v.Load().h }
+func (a *atomicHandler) loadBox() *handlerBox { return a.v.Load() }
+func (a *atomicHandler) store(h Handler, c *stats.Counters, max int64) {
+	a.v.Store(&handlerBox{h: h, c: c, max: max})
+}

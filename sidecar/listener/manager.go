@@ -51,6 +51,10 @@ type Spec struct {
 	// bytes (stats.Conn). They go with the handler: a changed Key takes
 	// the new Spec's.
 	Counters *stats.Counters
+	// MaxConns caps the listener's open connections (counted on
+	// Counters, which it needs): one more is closed as soon as it is
+	// accepted and counted conn_limit. 0: no cap.
+	MaxConns int64
 }
 
 // Manager owns the listeners. Safe for concurrent use.
@@ -137,7 +141,7 @@ func (m *Manager) Apply(specs []Spec) error {
 			m.log.Info("listener removed", zap.String("addr", addr))
 		case s.Key != e.spec.Key:
 			old := e.h.load()
-			e.h.store(s.New(e.ln.Addr()), s.Counters)
+			e.h.store(s.New(e.ln.Addr()), s.Counters, s.MaxConns)
 			e.spec = s
 			m.retire(old)
 			m.log.Info("listener changed", zap.String("addr", addr))
@@ -146,7 +150,7 @@ func (m *Manager) Apply(specs []Spec) error {
 	for addr, ln := range bound {
 		s := want[addr]
 		e := &entry{spec: s, ln: ln}
-		e.h.store(s.New(ln.Addr()), s.Counters)
+		e.h.store(s.New(ln.Addr()), s.Counters, s.MaxConns)
 		m.ls[addr] = e
 		m.wg.Add(1)
 		go m.accept(e)
@@ -203,6 +207,13 @@ func (m *Manager) accept(e *entry) {
 		box := e.h.loadBox()
 		h := box.h
 		if box.c != nil {
+			if box.max > 0 && box.c.ConnsActive.Load() >= box.max {
+				// Closed before any byte is read: the client sees a
+				// plain close, not a reset, when it has sent nothing.
+				box.c.Fail(stats.ConnLimit)
+				c.Close()
+				continue
+			}
 			c = stats.Accepted(c, box.c)
 		}
 		if _, ok := h.(Drainer); ok {

@@ -198,6 +198,8 @@ func TestCommandLineMistakes(t *testing.T) {
 		{[]string{"extra-arg"}, 2, []string{`sidecar: unexpected argument "extra-arg"`, "Usage of sidecar:", "-admin"}},
 		{[]string{"--nope"}, 2, []string{"flag provided but not defined: -nope", "-admin"}},
 		{[]string{"--admin", "nonsense"}, 2, []string{"sidecar: --admin:"}},
+		{[]string{"--head-timeout", "-1s"}, 2, []string{"sidecar: head_timeout: must be >= 0"}},
+		{[]string{"--listener-max-connections", "-1"}, 2, []string{"sidecar: listener_max_connections: must be >= 0"}},
 		{[]string{"-h"}, 0, []string{"-admin"}},
 	} {
 		var stdout, stderr bytes.Buffer
