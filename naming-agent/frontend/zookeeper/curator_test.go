@@ -97,6 +97,7 @@ func TestCurator(t *testing.T) {
 		"step provider-added ok events=[NodeChildrenChanged /dubbo/org.apache.dubbo.demo.DemoService/providers [dubbo://127.0.0.1:20880, dubbo://127.0.0.2:20880]]\n",
 		"step provider-removed ok events=[NodeChildrenChanged /dubbo/org.apache.dubbo.demo.DemoService/providers [dubbo://127.0.0.1:20880]]\n",
 		"step config-changed ok curatorcache=[NODE_CHANGED ",
+		"step metadata ok version=0 dataLength=7 then version=1 dataLength=8 data='{\"v\":22}'\n",
 		// Credentials in the registry address: CREATOR_ALL_ACL made the
 		// session's digest identity.
 		"step auth ok whoami=[digest:dubbo, ip:127.0.0.1] node=[digest:dubbo:8D07xCOn9BwzWYcFLtUWrIItVfo=/31] ",

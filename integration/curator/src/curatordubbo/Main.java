@@ -242,6 +242,17 @@ public final class Main {
           + " stale=" + stale;
     });
 
+    run("metadata", () -> {
+      // Dubbo's ZookeeperMetadataReport: createOrUpdate, Curator's
+      // create().orSetData() (a create2 when a stat is asked for).
+      String m = "/dubbo/metadata/" + IFACE + "/provider/" + APP;
+      Stat st = new Stat();
+      main.create().orSetData().creatingParentsIfNeeded().storingStatIn(st).forPath(p(m), "{\"v\":1}".getBytes());
+      String first = "version=" + st.getVersion() + " dataLength=" + st.getDataLength();
+      main.create().orSetData().creatingParentsIfNeeded().storingStatIn(st).forPath(p(m), "{\"v\":22}".getBytes());
+      return first + " then version=" + st.getVersion() + " dataLength=" + st.getDataLength() + " data="
+          + str(other.getData().forPath(p(m)));
+    });
     run("auth", () -> Secure.steps(server, other));
     run("container", () -> {
       // Curator makes containers (x-discovery's service nodes, NodeCache's
