@@ -14,7 +14,7 @@ import (
 )
 
 // startEtcd runs a real etcd server in the test's process.
-func startEtcd(t *testing.T) string {
+func startEtcd(t testing.TB) string {
 	t.Helper()
 	cfg := embedded.Default()
 	cfg.DataDir = t.TempDir()
@@ -28,7 +28,7 @@ func startEtcd(t *testing.T) string {
 	return srv.ClientURL()
 }
 
-func client(t *testing.T, endpoint string) *clientv3.Client {
+func client(t testing.TB, endpoint string) *clientv3.Client {
 	t.Helper()
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
@@ -47,7 +47,7 @@ type fixture struct {
 	app      *clientv3.Client
 }
 
-func newFixture(t *testing.T, cfgs ...func(*Config)) *fixture {
+func newFixture(t testing.TB, cfgs ...func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{core: frontendtest.NewFakeCore(), upstream: startEtcd(t)}
 	cfg := Default()

@@ -137,6 +137,11 @@ func (s *Server) unmarkKVs(kvs []*mvccpb.KeyValue) {
 }
 
 func (k kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
+	if !k.s.owned.has(string(r.Key)) && !r.IgnoreValue {
+		if _, isReg := k.s.classify(string(r.Key), r.Value, r.Lease); !isReg {
+			return k.s.kv.Put(fwd(ctx), r) // a pass-through key: as it is
+		}
+	}
 	resp, err := k.s.Txn(ctx, &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: r}}}})
 	if err != nil {
 		return nil, err
@@ -147,6 +152,9 @@ func (k kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, e
 }
 
 func (k kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
+	if len(r.RangeEnd) > 0 || !k.s.owned.has(string(r.Key)) {
+		return k.s.kv.DeleteRange(fwd(ctx), r)
+	}
 	resp, err := k.s.Txn(ctx, &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: r}}}})
 	if err != nil {
 		return nil, err
