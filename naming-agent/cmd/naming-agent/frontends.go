@@ -21,6 +21,7 @@ import (
 // once the agent is up.
 type frontends struct {
 	zk      net.Listener // nil: off
+	nacos   *nacosFrontend
 	close   []func()
 	stopped bool
 }
@@ -34,12 +35,21 @@ func listenFrontends(cfg config.Frontends) (*frontends, error) {
 		}
 		f.zk = l
 	}
+	n, err := listenNacos(cfg.Nacos)
+	if err != nil {
+		f.stop()
+		return nil, err
+	}
+	f.nacos = n
 	return f, nil
 }
 
 // serve starts the front ends on core. Its apps' sessions are kept in the
 // data dir, so they outlive the agent's restarts as its own do.
 func (f *frontends) serve(cfg config.Config, core frontend.Core, log *zap.Logger) error {
+	if err := f.nacos.serve(cfg.Frontends.Nacos, core, log); err != nil {
+		return err
+	}
 	if f.zk == nil {
 		return nil
 	}
@@ -79,5 +89,8 @@ func (f *frontends) stop() {
 	}
 	if f.zk != nil {
 		f.zk.Close()
+	}
+	if f.nacos != nil {
+		f.nacos.stop() // its apps reconnect to the next run and register again
 	}
 }

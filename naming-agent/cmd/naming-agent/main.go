@@ -191,11 +191,6 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 		return err
 	}
 	defer fe.stop()
-	nf, err := listenNacos(cfg.Frontends.Nacos)
-	if err != nil {
-		return err
-	}
-	defer nf.stop()
 	ef, err := listenEtcd(cfg.Frontends.Etcd)
 	if err != nil {
 		return err
@@ -217,9 +212,6 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 	}
 	defer a.Close()
 	if err := fe.serve(cfg, a.Frontend(), log); err != nil {
-		return err
-	}
-	if err := nf.serve(cfg.Frontends.Nacos, a.Frontend(), log); err != nil {
 		return err
 	}
 	if err := ef.serve(cfg, reg, a.Frontend(), log, metrics.Malformed); err != nil {
@@ -246,7 +238,6 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 	}
 	log.Info("naming-agent shutting down")
 	fe.stop() // the apps' sessions are kept for the next run
-	nf.stop() // its apps reconnect and register again
 	ef.stop() // its apps' keys and leases stay in the upstream etcd
 	a.Close() // ends blocked queries, Subscribe and sidecar streams
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
