@@ -256,6 +256,7 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool) bool 
 	}
 
 	var exclude *cluster.Endpoint
+	var cb *clientBody
 	for attempt := 0; ; attempt++ {
 		addr, ep, err := h.pick(exclude)
 		if err != nil {
@@ -271,8 +272,22 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool) bool 
 			ep.Begin()
 			ep.Stats.Requests.Add(1)
 		}
+		if body == nil && req.Body != http.NoBody && cb == nil {
+			cb = &clientBody{rc: req.Body}
+			req.Body = cb
+		}
 		resp, uc, kind, err := h.roundTrip(addr, req, body, replayable, gone)
 		canRetry := h.Cluster != nil && attempt < h.Retries && replayable && h.retryAllowed()
+		if err != nil && cb != nil && cb.err != nil {
+			// The client's body was bad (malformed chunks) or cut short:
+			// the client's fault, not the upstream's (no outlier report).
+			h.Listener.Fail(stats.BadFrame)
+			if ep != nil {
+				ep.End()
+			}
+			writeError(bw, http.StatusBadRequest, "sidecar: request body: "+cb.err.Error())
+			return false
+		}
 		if err != nil {
 			h.fail(kind, ep)
 			if ep != nil {

@@ -194,6 +194,25 @@ func checkRequestHead(head []byte) error {
 
 var errBadResponse = errors.New("upstream answer: invalid header field")
 
+// clientBody remembers an error reading the client's request body (a
+// malformed chunk, the client gone mid-body), so it is not taken for the
+// upstream's failure: before, a bad chunk was a 502 and an outlier
+// report against a healthy endpoint.
+type clientBody struct {
+	rc  io.ReadCloser
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *clientBody) Close() error { return b.rc.Close() }
+
 // checkHeader reports whether every name in h is a token and every value
 // free of control characters but HTAB: an upstream's answer (or trailer)
 // read by net/http may hold names it took but never checked ("X : y"),

@@ -330,3 +330,35 @@ func TestStrictUpstreamAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestStrictBadChunks: a malformed chunked body is the client's fault: a
+// 400, counted bad_frame, the upstream connection dropped, and no
+// failure counted against the upstream (a 502 and an outlier report
+// before). Bodies are streamed, so the app has seen the head by then.
+func TestStrictBadChunks(t *testing.T) {
+	app := front(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write([]byte("ok"))
+	}))
+	counters := &stats.Counters{}
+	s := NewServer(&net.TCPAddr{}, &H1{Target: app, Listener: counters}, http.NotFoundHandler(), (&net.Dialer{}).DialContext, time.Second, time.Minute)
+	addr := serveH1(t, s)
+	const head = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	bodies := []string{
+		"5\nhello\n0\n\n",              // bare LF
+		"5 ;a=b\r\nhello\r\n0\r\n\r\n", // space before the extension
+		"5\r\nhelloXX0\r\n\r\n",        // no CRLF after the data
+		"z\r\nhello\r\n0\r\n\r\n",      // not hex
+	}
+	for _, b := range bodies {
+		if codes := exchange(t, addr, head+b); len(codes) != 1 || codes[0] != http.StatusBadRequest {
+			t.Errorf("%q: answers %v, want [400]", b, codes)
+		}
+	}
+	if got := counters.Failures[stats.BadFrame].Load(); got != uint64(len(bodies)) {
+		t.Errorf("bad_frame %d, want %d", got, len(bodies))
+	}
+	if got := counters.Failures[stats.Other].Load(); got != 0 {
+		t.Errorf("%d counted against the upstream", got)
+	}
+}
