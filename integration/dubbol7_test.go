@@ -202,7 +202,8 @@ func (m *l7Mesh) waitRoutable(t *testing.T, what string, is ...int) {
 	})
 }
 
-// checkProtocols: A's egress and cluster and every ingress are Dubbo's.
+// checkProtocols: A's egress and cluster (TCP when A carries it at L4) and
+// every provider host's ingress are Dubbo's.
 func (m *l7Mesh) checkProtocols(t *testing.T) {
 	t.Helper()
 	type item struct {
@@ -221,11 +222,18 @@ func (m *l7Mesh) checkProtocols(t *testing.T) {
 		if err := c.Do(h.ctx, http.MethodGet, "/config", nil, &cfg); err != nil {
 			t.Fatal(err)
 		}
-		want := "PROTOCOL_DUBBO"
-		if h == m.a && m.l4 {
-			want = "PROTOCOL_TCP"
+		// A's egress and cluster; the providers' hosts' ingresses (their
+		// own egresses, for the providers' watch of their directory, take
+		// the protocol the instances declare, which a record registered
+		// during a fallback does not).
+		want, items := "PROTOCOL_DUBBO", cfg.Snapshot.Ingress
+		if h == m.a {
+			items = append(cfg.Snapshot.Egress, cfg.Snapshot.Clusters...)
+			if m.l4 {
+				want = "PROTOCOL_TCP"
+			}
 		}
-		for _, it := range append(append(cfg.Snapshot.Egress, cfg.Snapshot.Ingress...), cfg.Snapshot.Clusters...) {
+		for _, it := range items {
 			if it.Service == dubboService && it.Protocol != want {
 				t.Errorf("%s's sidecar handles %s as %s; want %s", h.IP, dubboService, it.Protocol, want)
 			}
