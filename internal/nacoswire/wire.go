@@ -54,6 +54,14 @@ const (
 	GroupSeparator   = "@@"
 )
 
+// ClusterKey is the metadata key under which an instance's Nacos cluster
+// travels through registries that have no clusters (etcd, ZooKeeper):
+// the agent's Nacos front end writes it, and the Nacos adapter registers
+// an endpoint carrying it in that cluster (and adds it to an instance of
+// another cluster than DEFAULT it reads), so the cluster an app gave is
+// the one every host's apps see.
+const ClusterKey = "nacos.cluster"
+
 // Heartbeat fields Nacos reports on every instance (milliseconds): the
 // 1.x client beats every 5 s; 15 s without one makes an ephemeral
 // instance unhealthy, 30 s removes it.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
 
+	"github.com/detourmesh/detour/internal/nacoswire"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 
@@ -17,7 +18,8 @@ import (
 //	Endpoint.Addr      <-> instance ip:port ("[ip]:port" for IPv6)
 //	Endpoint.Weight    <-> instance weight x 100: registry.DefaultWeight
 //	                       (100) is Nacos's default 1.0
-//	Endpoint.Metadata  <-> instance metadata, exactly
+//	Endpoint.Metadata  <-> instance metadata, exactly, but for
+//	                       "nacos.cluster" <-> clusterName (below)
 //	                       ephemeral=true, healthy=true, enabled=true,
 //	                       clusterName=Config.Cluster on registration
 //
@@ -31,6 +33,12 @@ import (
 // hundredth, anything above 0 is at least 1, above 100.0 is MaxWeight,
 // and above Nacos's own 10000 is malformed.
 
+// An endpoint whose metadata has "nacos.cluster" (nacoswire.ClusterKey:
+// the cluster a Nacos app gave the agent's front end) is registered in
+// that cluster rather than Config.Cluster, the key kept; an instance read
+// in a cluster other than DEFAULT without the key gets it, so apps behind
+// front ends see the cluster a Nacos client registered it in.
+
 // weightScale is how many registry weight units one Nacos weight unit is.
 const weightScale = 100
 
@@ -43,6 +51,9 @@ func instanceOf(ep registry.Endpoint, cluster string) (model.Instance, error) {
 	md := maps.Clone(ep.Metadata)
 	if md == nil {
 		md = map[string]string{}
+	}
+	if c := md[nacoswire.ClusterKey]; clusterPattern.MatchString(c) {
+		cluster = c
 	}
 	return model.Instance{
 		Ip:          host,
@@ -101,11 +112,21 @@ func endpointOf(service string, in model.Instance) (registry.Endpoint, error) {
 	if err != nil {
 		return registry.Endpoint{}, err
 	}
+	md := in.Metadata
+	if c := in.ClusterName; c != "" && c != DefaultCluster {
+		if _, ok := md[nacoswire.ClusterKey]; !ok {
+			md = maps.Clone(md)
+			if md == nil {
+				md = map[string]string{}
+			}
+			md[nacoswire.ClusterKey] = c
+		}
+	}
 	ep := registry.Endpoint{
 		Service:  service,
 		Addr:     net.JoinHostPort(in.Ip, strconv.FormatUint(in.Port, 10)),
 		Weight:   w,
-		Metadata: in.Metadata,
+		Metadata: md,
 	}
 	return ep.Normalized()
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
 
+	"github.com/detourmesh/detour/internal/nacoswire"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 
@@ -174,5 +175,33 @@ func TestDefaultWeightIsNacosDefault(t *testing.T) {
 	}
 	if w, err := weightOf(1.0); err != nil || w != registry.DefaultWeight {
 		t.Fatalf("weightOf(1.0) = %d, %v; want %d", w, err, registry.DefaultWeight)
+	}
+}
+
+// TestClusterKey: an endpoint's "nacos.cluster" (from the agent's Nacos
+// front end) is its instance's cluster; an instance of another cluster
+// than DEFAULT reads with the key; the instance's own metadata map is
+// not changed.
+func TestClusterKey(t *testing.T) {
+	ep := registry.Endpoint{Service: "svc", Addr: "10.0.0.1:80", Weight: 100, Metadata: map[string]string{nacoswire.ClusterKey: "east"}}
+	if in, err := instanceOf(ep, DefaultCluster); err != nil || in.ClusterName != "east" || in.Metadata[nacoswire.ClusterKey] != "east" {
+		t.Fatalf("instanceOf(nacos.cluster=east) = %+v, %v", in, err)
+	}
+	ep.Metadata[nacoswire.ClusterKey] = "not a cluster"
+	if in, err := instanceOf(ep, "c1"); err != nil || in.ClusterName != "c1" {
+		t.Fatalf("instanceOf(an invalid nacos.cluster) = %+v, %v; want the configured cluster", in, err)
+	}
+	md := map[string]string{"k": "v"}
+	in := model.Instance{Ip: "10.0.0.2", Port: 80, Weight: 1, Healthy: true, Enable: true, ClusterName: "west", Metadata: md}
+	got, err := endpointOf("svc", in)
+	if err != nil || got.Metadata[nacoswire.ClusterKey] != "west" || got.Metadata["k"] != "v" {
+		t.Fatalf("endpointOf(cluster west) = %+v, %v", got, err)
+	}
+	if _, ok := md[nacoswire.ClusterKey]; ok {
+		t.Fatal("endpointOf changed the instance's metadata map")
+	}
+	in.ClusterName = DefaultCluster
+	if got, err := endpointOf("svc", in); err != nil || got.Metadata[nacoswire.ClusterKey] != "" {
+		t.Fatalf("endpointOf(cluster DEFAULT) = %+v, %v", got, err)
 	}
 }

@@ -26,8 +26,8 @@ const (
 
 // ClusterKey is the metadata key a publication keeps the app's Nacos
 // cluster under (DEFAULT is not written), so every host's front end
-// shows the instance in its cluster.
-const ClusterKey = "nacos.cluster"
+// shows the instance in its cluster, and a Nacos registry holds it there.
+const ClusterKey = nacoswire.ClusterKey
 
 // weightScale maps Nacos's weight (a float, 1.0 by default) to the
 // registry's integer one (100 by default): 1.0 is 100, 0.01 is 1, 100.0
