@@ -55,11 +55,12 @@ func (r *Rewriter) appDirOf(path string) *appDir {
 	d.shown.Store(&appShown{data: map[string][]byte{}})
 	r.apps[path] = d
 	for i, p := range dubboapp.Protocols {
-		d.views[i].Service = dubboapp.ServiceName(app, p)
+		service := dubboapp.ServiceName(app, p)
+		d.views[i].Service = service
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.follow(d.views[i].Service, func(v frontend.View) { r.appViewChanged(path, d, i, v) })
+			r.follow(service, func(v frontend.View) { r.appViewChanged(path, d, i, v) })
 		}()
 	}
 	return d
