@@ -96,7 +96,7 @@ func nacosFrontEnds(t *testing.T, be *backend) {
 	p, _ := strconv.ParseUint(port, 10, 16)
 	ok, err := provider.RegisterInstance(vo.RegisterInstanceParam{
 		ServiceName: service, Ip: host, Port: p, Weight: 1, Enable: true, Healthy: true, Ephemeral: true,
-		Metadata: map[string]string{"version": "v1"},
+		ClusterName: "east", Metadata: map[string]string{"version": "v1"},
 	})
 	if !ok || err != nil {
 		t.Fatalf("RegisterInstance through B's front end = %v, %v", ok, err)
@@ -105,7 +105,7 @@ func nacosFrontEnds(t *testing.T, be *backend) {
 	eventually(t, 20*time.Second, "B's ingress in the registry", func() bool {
 		eps := registered(t, reader, service)
 		return len(eps) == 1 && strings.HasPrefix(eps[0].Addr, b.IP+":") && eps[0].Addr != appAddr &&
-			eps[0].Weight == 100 && eps[0].Metadata["version"] == "v1"
+			eps[0].Weight == 100 && eps[0].Metadata["version"] == "v1" && eps[0].Metadata["nacos.cluster"] == "east"
 	})
 	ans := a.waitAnswer(service, "A's mesh answer", func(x testbed.Answer) bool { return x.Mesh && len(x.Endpoints) == 1 })
 	egress := ans.Endpoints[0].Addr
@@ -113,6 +113,12 @@ func nacosFrontEnds(t *testing.T, be *backend) {
 	consumer := nacosClient(t, a.IP)
 	load := newNacosLoad(t, consumer, service, 100)
 	load.waitAddr(t, time.Time{}, egress, "A's front end answers A's egress")
+	// The egress as the app's own instance: its cluster, metadata, 1.0.
+	insts, err := consumer.SelectInstances(vo.SelectInstancesParam{ServiceName: service, Clusters: []string{"east"}, HealthyOnly: true})
+	if err != nil || len(insts) != 1 || net.JoinHostPort(insts[0].Ip, strconv.FormatUint(insts[0].Port, 10)) != egress ||
+		insts[0].ClusterName != "east" || insts[0].Metadata["version"] != "v1" || insts[0].Weight != 1 {
+		t.Fatalf("A's SelectInstances(east) = %+v, %v; want A's egress %s in cluster east", insts, err, egress)
+	}
 	load.waitOK(t, 100, "a second of calls through the mesh")
 	r0 := load.snapshot()
 	load.waitOK(t, r0.ok+100, "another second")
