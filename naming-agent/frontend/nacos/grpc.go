@@ -99,7 +99,7 @@ func (s *Server) instance(c *conn, k key, mesh string, req nacoswire.NamingReque
 			return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeBadRequest, err.Error())
 		}
 	case "deregisterInstance":
-		s.deregister(c, k, mesh)
+		s.deregister(c, mesh)
 	default:
 		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeBadRequest, fmt.Sprintf("unsupported request type %q", req.Type))
 	}
@@ -119,7 +119,7 @@ func (s *Server) register(c *conn, k key, mesh string, insts []model.Instance) e
 		}
 	}
 	if !insts[0].Enable {
-		s.deregister(c, k, mesh)
+		s.deregister(c, mesh)
 		return nil
 	}
 	if len(insts) > 1 {
@@ -146,7 +146,7 @@ func (s *Server) register(c *conn, k key, mesh string, insts []model.Instance) e
 }
 
 // deregister ends c's publication of mesh, if it has one.
-func (s *Server) deregister(c *conn, _ key, mesh string) {
+func (s *Server) deregister(c *conn, mesh string) {
 	s.mu.Lock()
 	_, ok := c.published[mesh]
 	delete(c.published, mesh)

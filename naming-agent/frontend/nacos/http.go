@@ -102,7 +102,7 @@ func (s *Server) registerHTTP(f instanceForm) error {
 		return err
 	}
 	if !f.instance.Enable {
-		s.withdrawHTTP(f.key, mesh, owner)
+		s.withdrawHTTP(mesh, owner)
 		return nil
 	}
 	if err := s.core.Publish(pub); err != nil {
@@ -120,7 +120,7 @@ func (s *Server) registerHTTP(f instanceForm) error {
 	return nil
 }
 
-func (s *Server) withdrawHTTP(_ key, mesh, owner string) {
+func (s *Server) withdrawHTTP(mesh, owner string) {
 	s.mu.Lock()
 	delete(s.beats, mesh)
 	s.mu.Unlock()
@@ -147,7 +147,7 @@ func (s *Server) httpDeregister(w http.ResponseWriter, r *http.Request) {
 	if !f.instance.Ephemeral {
 		owner = ownerPersistent
 	}
-	s.withdrawHTTP(f.key, mesh, owner)
+	s.withdrawHTTP(mesh, owner)
 	fmt.Fprint(w, "ok")
 }
 
