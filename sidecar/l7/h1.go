@@ -57,10 +57,13 @@ type H1 struct {
 const maxHeaderBytes = 1 << 20
 
 // limitReader is the client connection's reader: limited while a request
-// head is read, unlimited for bodies.
+// head is read, unlimited for bodies. While a body is read, gap > 0
+// bounds each read: a body that stops coming for that long ends with a
+// timeout (a deadline per read of up to 16 KiB, not per byte).
 type limitReader struct {
 	c      net.Conn
 	remain int64
+	gap    time.Duration
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
@@ -69,6 +72,9 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	}
 	if int64(len(p)) > l.remain {
 		p = p[:l.remain]
+	}
+	if l.gap > 0 {
+		l.c.SetReadDeadline(time.Now().Add(l.gap))
 	}
 	n, err := l.c.Read(p)
 	l.remain -= int64(n)
@@ -80,6 +86,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Duration, state *atomic.Int32, draining func() bool) {
 	bw := bufio.NewWriterSize(c, 16<<10)
 	gone := func() bool { // has the client closed its side?
+		lr.gap = 0 // the body was sent whole before the wait for the answer
 		c.SetReadDeadline(time.Now())
 		_, err := br.Peek(1)
 		c.SetReadDeadline(time.Time{})
@@ -101,7 +108,7 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 		if draining() { // Drain may have cut the deadline before we set it
 			return
 		}
-		lr.remain = maxHeaderBytes
+		lr.remain, lr.gap = maxHeaderBytes, 0
 		if !first && br.Buffered() == 0 {
 			if _, err := br.Peek(1); err != nil {
 				return // idle, closed or drained: no request begun
@@ -131,10 +138,12 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 		}
 		lr.remain = 1<<63 - 1
 		if req.ContentLength != 0 {
-			// A body is read from c: the idle deadline must not cut it. With
-			// none, only gone() reads c, under its own deadline; the next
-			// loop sets the idle one again anyway.
+			// A body is read from c: the idle deadline must not cut it, but
+			// a body that stops coming for idle does (slow-body clients).
+			// With none, only gone() reads c, under its own deadline; the
+			// next loop sets the idle one again anyway.
 			c.SetReadDeadline(time.Time{})
+			lr.gap = idle
 		}
 		req.RemoteAddr = remote
 		if !h.handle(req, bw, gone) {
@@ -285,7 +294,11 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool) bool 
 			if ep != nil {
 				ep.End()
 			}
-			writeError(bw, http.StatusBadRequest, "sidecar: request body: "+cb.err.Error())
+			code := http.StatusBadRequest
+			if errors.Is(cb.err, os.ErrDeadlineExceeded) {
+				code = http.StatusRequestTimeout
+			}
+			writeError(bw, code, "sidecar: request body: "+cb.err.Error())
 			return false
 		}
 		if err != nil {

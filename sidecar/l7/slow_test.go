@@ -127,3 +127,53 @@ func TestHeadTimeoutKeptAlive(t *testing.T) {
 		t.Errorf("head_timeout %d, want 1", got)
 	}
 }
+
+// TestSlowBody: a request body that stops coming for the idle timeout
+// ends the request (408, bad_frame) and the connection; a body that keeps
+// coming, however long it takes in all, is not cut.
+func TestSlowBody(t *testing.T) {
+	app := front(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		w.Write([]byte{byte('0' + n)})
+	}))
+	counters := &stats.Counters{}
+	s := NewServer(&net.TCPAddr{}, &H1{Target: app, Listener: counters}, http.NotFoundHandler(), (&net.Dialer{}).DialContext, time.Second, time.Second)
+	addr := serveH1(t, s)
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	c.Write([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nabc"))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("a stalled body: %v %v, want 408", resp, err)
+	}
+	if got := counters.Failures[stats.BadFrame].Load(); got != 1 {
+		t.Errorf("bad_frame %d, want 1", got)
+	}
+
+	// 9 bytes, one every 150 ms: longer than the idle timeout in all.
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(20 * time.Second))
+	c2.Write([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n"))
+	tick := time.NewTicker(150 * time.Millisecond)
+	defer tick.Stop()
+	for range 9 {
+		<-tick.C
+		c2.Write([]byte("b"))
+	}
+	resp, err = http.ReadResponse(bufio.NewReader(c2), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a slow but steady body: %v %v", resp, err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "9" {
+		t.Fatalf("the app read %q bytes", b)
+	}
+}

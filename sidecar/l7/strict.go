@@ -211,7 +211,11 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *clientBody) Close() error { return b.rc.Close() }
+// Close does not close (drain) the request body: the body is sent whole
+// before the answer is read, so what is left after an error is never
+// read (the connection closes), and net/http's body would read it all,
+// however large or slow, to reach its end.
+func (b *clientBody) Close() error { return nil }
 
 // checkHeader reports whether every name in h is a token and every value
 // free of control characters but HTAB: an upstream's answer (or trailer)
