@@ -234,3 +234,22 @@ func TestSidecarImpersonation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzToken: the token headers are outside input. Whatever arrives, only
+// the full token itself (or the scoped one, in its scope) is allowed.
+func FuzzToken(f *testing.F) {
+	for _, s := range []string{"Bearer " + fullToken, "bearer " + fullToken, "Basic x", "Bearer", "", fullToken, " Bearer  " + fullToken + " "} {
+		f.Add(s)
+	}
+	a := newAuth(config.API{Token: fullToken, ScopedTokens: []config.ScopedToken{{Token: ordersToken, Services: []string{"orders"}}}})
+	f.Fuzz(func(t *testing.T, h string) {
+		tok := bearer(h)
+		err := a.allow(tok, "billing", 8080)
+		if (err == nil) != (tok == fullToken) {
+			t.Fatalf("header %q: token %q allowed=%v", h, tok, err == nil)
+		}
+		if err := a.allow(h, "billing", 8080); (err == nil) != (h == fullToken) {
+			t.Fatalf("X-Detour-Token %q allowed=%v", h, err == nil)
+		}
+	})
+}

@@ -76,6 +76,16 @@ type Registry struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// Embedded configures the in-process etcd of URL "embedded".
 	Embedded Embedded `yaml:"embedded"`
+	// Username logs in to an etcd with auth on, a Nacos with auth on, or
+	// ZooKeeper (digest); the URL's "user@" sets it too. The password
+	// comes from PasswordFile, else $DETOUR_REGISTRY_PASSWORD: never
+	// from the URL, which shows in ps and logs.
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	// TLS to etcd (etcd:// URLs): client certificates and the CA.
+	TLS RegistryTLS `yaml:"tls"`
+	// Password is read by LoadTokens, never from YAML.
+	Password Secret `yaml:"-"`
 }
 
 // Embedded configures the embedded etcd server.

@@ -2,10 +2,13 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path"
 	"strings"
@@ -128,11 +131,16 @@ func (s ScopedToken) Allows(service string, port int) bool {
 	return false
 }
 
-// LoadTokens reads the API tokens: api.token_file, else $DETOUR_API_TOKEN,
-// and each scoped token's file. Call it before Validate, which needs to
-// know whether the API is protected.
+// LoadTokens reads the credentials: the API tokens (api.token_file, else
+// $DETOUR_API_TOKEN, and each scoped token's file) and the registry
+// password (registry.password_file, else $DETOUR_REGISTRY_PASSWORD).
+// Call it before Validate, which needs to know whether the API is
+// protected.
 func (c *Config) LoadTokens(getenv func(string) string) error {
 	var errs []error
+	if err := c.loadRegistryPassword(getenv); err != nil {
+		errs = append(errs, err)
+	}
 	tok, err := ReadSecret(c.API.TokenFile, TokenEnv, getenv)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("api.token_file: %w", err))
@@ -212,4 +220,129 @@ func loopbackAddr(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// RegistryPasswordEnv is the environment variable the registry password
+// may come from when registry.password_file is not set.
+const RegistryPasswordEnv = "DETOUR_REGISTRY_PASSWORD"
+
+// RegistryTLS is TLS to etcd. Any file set turns TLS on; CAFile empty
+// trusts the system's roots.
+type RegistryTLS struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+	// Enabled turns TLS on with no file (system roots).
+	Enabled bool `yaml:"enabled"`
+}
+
+// On reports whether TLS is asked for.
+func (t RegistryTLS) On() bool {
+	return t.Enabled || t.CAFile != "" || t.CertFile != "" || t.KeyFile != ""
+}
+
+// RegistryUser is the registry's user name: registry.username, else the
+// URL's "user@".
+func (r Registry) RegistryUser() string {
+	if r.Username != "" {
+		return r.Username
+	}
+	if u, err := url.Parse(r.URL); err == nil && u.User != nil {
+		return u.User.Username()
+	}
+	return ""
+}
+
+// RedactedURL is the registry URL fit for logs and errors: a password in
+// it (user info or password=) shows as "xxxxx".
+func RedactedURL(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		if i := strings.LastIndex(u, "@"); i >= 0 {
+			return "xxxxx" + u[i:] // unparsable, but may hold a user:password
+		}
+		if strings.Contains(strings.ToLower(u), "password") {
+			return "xxxxx"
+		}
+		return u
+	}
+	if q := pu.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		pu.RawQuery = q.Encode()
+	}
+	return pu.Redacted()
+}
+
+// checkRegistrySecurity: no password in the URL (user info or query), the
+// TLS files come in pairs, TLS only for etcd.
+func (c Config) checkRegistrySecurity(bad func(string, string, ...any), kind string) {
+	u := c.Registry.URL
+	if pu, err := url.Parse(u); err == nil {
+		if _, set := pu.User.Password(); set {
+			bad("registry.url", "%s: a password in the URL shows in ps and in logs: put it in registry.password_file or $%s", RedactedURL(u), RegistryPasswordEnv)
+		}
+		if pu.Query().Has("password") {
+			bad("registry.url", "%s: password= in the URL shows in ps and in logs: put it in registry.password_file or $%s", RedactedURL(u), RegistryPasswordEnv)
+		}
+	}
+	t := c.Registry.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		bad("registry.tls", "cert_file and key_file go together")
+	}
+	if t.On() && kind != "etcd" {
+		bad("registry.tls", "TLS is for etcd:// registries only (%s)", kind)
+	}
+	if c.Registry.Password != "" && c.Registry.RegistryUser() == "" && kind != "embedded" {
+		bad("registry.username", "a password is set but no user name")
+	}
+}
+
+// loadRegistryPassword reads registry.password_file, else
+// $DETOUR_REGISTRY_PASSWORD.
+func (c *Config) loadRegistryPassword(getenv func(string) string) error {
+	pw, err := ReadSecret(c.Registry.PasswordFile, RegistryPasswordEnv, getenv)
+	if err != nil {
+		return fmt.Errorf("registry.password_file: %w", err)
+	}
+	c.Registry.Password = pw
+	return nil
+}
+
+// RegistryHosts returns the host:port list of a registry URL, without
+// its scheme, user info, path or query.
+func RegistryHosts(u string) []string {
+	_, rest, _ := strings.Cut(u, "://")
+	rest, _, _ = strings.Cut(rest, "?")
+	rest, _, _ = strings.Cut(rest, "/")
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	return strings.Split(rest, ",")
+}
+
+// Load builds the tls.Config of t, or nil when TLS is off.
+func (t RegistryTLS) Load() (*tls.Config, error) {
+	if !t.On() {
+		return nil, nil
+	}
+	c := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		b, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("registry.tls.ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("registry.tls.ca_file: %s: no PEM certificate", t.CAFile)
+		}
+	}
+	if t.CertFile != "" {
+		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("registry.tls: %w", err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
 }

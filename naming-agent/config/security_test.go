@@ -120,7 +120,7 @@ api:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.LoadTokens(func(string) string { return "env" }); err != nil {
+	if err := c.LoadTokens(func(k string) string { return map[string]string{TokenEnv: "env"}[k] }); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Validate(); err != nil {

@@ -30,29 +30,28 @@ func RegistryKind(u string) (string, error) {
 	if u == "embedded" {
 		return "embedded", nil
 	}
-	scheme, rest, ok := strings.Cut(u, "://")
+	scheme, _, ok := strings.Cut(u, "://")
+	shown := RedactedURL(u) // errors never show a password
 	if !ok {
-		return "", fmt.Errorf("%q: want embedded, etcd://h:p[,h:p], zookeeper://h:p[,h:p] or nacos://h:p?namespace=N&group=G", u)
+		return "", fmt.Errorf("%q: want embedded, etcd://h:p[,h:p], zookeeper://h:p[,h:p] or nacos://h:p?namespace=N&group=G", shown)
 	}
 	switch scheme {
 	case "etcd", "zookeeper", "nacos":
 	default:
-		return "", fmt.Errorf("%q: unknown registry kind %q (embedded, etcd, zookeeper, nacos)", u, scheme)
+		return "", fmt.Errorf("%q: unknown registry kind %q (embedded, etcd, zookeeper, nacos)", shown, scheme)
 	}
-	hosts := rest
 	if scheme == "nacos" {
-		pu, err := url.Parse(u)
-		if err != nil {
-			return "", fmt.Errorf("%q: %w", u, err)
+		if _, err := url.Parse(u); err != nil {
+			return "", fmt.Errorf("%q: not a URL", shown)
 		}
-		hosts = pu.Host
 	}
-	if hosts == "" {
-		return "", fmt.Errorf("%q: no host:port", u)
+	hosts := RegistryHosts(u)
+	if len(hosts) == 1 && hosts[0] == "" {
+		return "", fmt.Errorf("%q: no host:port", shown)
 	}
-	for _, h := range strings.Split(hosts, ",") {
-		if _, p, err := net.SplitHostPort(h); err != nil || p == "" {
-			return "", fmt.Errorf("%q: %q is not host:port", u, h)
+	for _, h := range hosts {
+		if host, p, err := net.SplitHostPort(h); err != nil || p == "" || strings.ContainsAny(host, "@/?#") {
+			return "", fmt.Errorf("%q: %q is not host:port", shown, h)
 		}
 	}
 	return scheme, nil
@@ -73,8 +72,10 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
 	}
-	if _, err := RegistryKind(c.Registry.URL); err != nil {
+	if kind, err := RegistryKind(c.Registry.URL); err != nil {
 		bad("registry.url", "%v", err)
+	} else {
+		c.checkRegistrySecurity(bad, kind)
 	}
 	positive(bad, "registry.session_ttl", c.Registry.SessionTTL)
 	positive(bad, "registry.dial_timeout", c.Registry.DialTimeout)

@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -33,6 +34,12 @@ type Config struct {
 	// RequestTimeout bounds each request to etcd (a put, a list, a lease
 	// grant) within the caller's context.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// Username and Password log in to an etcd with auth on; the caller
+	// reads the password from a file or the environment, never a flag.
+	Username string `yaml:"username"`
+	Password string `yaml:"-"`
+	// TLS, when set, secures the connection (client certificates, CA).
+	TLS *tls.Config `yaml:"-"`
 }
 
 // Default returns the configuration used for fields left zero, with

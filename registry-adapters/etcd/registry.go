@@ -80,6 +80,9 @@ func New(cfg Config, opts ...Option) (*Registry, error) {
 		c, err := clientv3.New(clientv3.Config{
 			Endpoints:   cfg.Endpoints,
 			DialTimeout: cfg.DialTimeout,
+			Username:    cfg.Username,
+			Password:    cfg.Password,
+			TLS:         cfg.TLS,
 			// Notice a silently dead connection (a partition) within
 			// about 15s. The server refuses pings more often than every
 			// 5s (its grpc-keepalive-min-time).

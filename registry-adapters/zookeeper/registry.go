@@ -121,6 +121,10 @@ func New(cfg Config, opts ...Option) (*Registry, error) {
 		return nil, fmt.Errorf("zookeeper: connect %v: %w", cfg.Servers, err)
 	}
 	r.conn, r.events = conn, events
+	if err := r.authenticate(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	if stored != nil {
 		r.adopt(stored)
 	}
@@ -201,7 +205,7 @@ func (r *Registry) Register(ctx context.Context, ep registry.Endpoint) error {
 func (r *Registry) replaceNode(oldPath, newPath string, data []byte) error {
 	_, err := r.conn.Multi(
 		&zk.DeleteRequest{Path: oldPath, Version: -1},
-		&zk.CreateRequest{Path: newPath, Data: data, Acl: worldACL(), Flags: zk.FlagEphemeral},
+		&zk.CreateRequest{Path: newPath, Data: data, Acl: r.acl(), Flags: zk.FlagEphemeral},
 	)
 	if err == nil || !errors.Is(err, zk.ErrNoNode) {
 		return err

@@ -183,12 +183,12 @@ func (r *Registry) reconcile() error {
 // the old session's node the server is about to delete, so the caller
 // tries again later.
 func (r *Registry) ensureNode(path string, data []byte) error {
-	_, err := r.conn.Create(path, data, zk.FlagEphemeral, worldACL())
+	_, err := r.conn.Create(path, data, zk.FlagEphemeral, r.acl())
 	if errors.Is(err, zk.ErrNoNode) {
 		if err := r.ensureParents(path); err != nil {
 			return err
 		}
-		_, err = r.conn.Create(path, data, zk.FlagEphemeral, worldACL())
+		_, err = r.conn.Create(path, data, zk.FlagEphemeral, r.acl())
 	}
 	if errors.Is(err, zk.ErrNodeExists) {
 		return r.checkOwner(path)
@@ -219,7 +219,7 @@ func (r *Registry) ensureParents(path string) error {
 		if path[i] != '/' {
 			continue
 		}
-		_, err := r.conn.Create(path[:i], nil, 0, worldACL())
+		_, err := r.conn.Create(path[:i], nil, 0, r.acl())
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return fmt.Errorf("create %s: %w", path[:i], err)
 		}
@@ -229,6 +229,15 @@ func (r *Registry) ensureParents(path string) error {
 
 func sessionHex(id int64) string { return fmt.Sprintf("0x%x", id) }
 
-// worldACL is the ACL of every node this client creates: open to all, as
-// Dubbo creates them.
+// worldACL is the ACL of the nodes a client without credentials
+// creates: open to all, as Dubbo creates them.
 func worldACL() []zk.ACL { return zk.WorldACL(zk.PermAll) }
+
+// acl is the ACL of the nodes this client registers: with credentials,
+// all permissions for their creator only (Curator's CREATOR_ALL_ACL).
+func (r *Registry) acl() []zk.ACL {
+	if r.cfg.Username != "" {
+		return zk.AuthACL(zk.PermAll)
+	}
+	return worldACL()
+}

@@ -43,7 +43,8 @@ type watchSession struct {
 	conn       *zk.Conn // nil until zk.Connect returns
 	events     <-chan zk.Event
 	retired    atomic.Bool
-	hadSession bool // guarded by watchConn.mu
+	hadSession bool        // guarded by watchConn.mu
+	authed     atomic.Bool // digest auth answered, or none needed
 }
 
 var errRetired = errors.New("watch connection retired after a disconnect")
@@ -63,7 +64,7 @@ func (wc *watchConn) get() (*zk.Conn, zk.State, uint64, <-chan struct{}) {
 		wc.wg.Add(1)
 		go wc.replaceRetired()
 	}
-	if wc.cur == nil || wc.cur.conn == nil || wc.state != zk.StateHasSession {
+	if wc.cur == nil || wc.cur.conn == nil || wc.state != zk.StateHasSession || !wc.cur.authed.Load() {
 		st := wc.state
 		if st == zk.StateHasSession {
 			st = zk.StateConnected // established, but Connect has not returned yet
@@ -105,7 +106,31 @@ func (wc *watchConn) startLocked() {
 		return
 	}
 	s.conn, s.events = conn, events
+	if cred := wc.r.cfg.digest(); cred != nil {
+		wc.wg.Add(1)
+		go wc.authenticate(s, cred)
+	} else {
+		s.authed.Store(true)
+	}
 	wc.wakeLocked()
+}
+
+// authenticate adds the digest credentials to s and then hands s to the
+// watchers (get); a session closed first is dropped.
+func (wc *watchConn) authenticate(s *watchSession, cred []byte) {
+	defer wc.wg.Done()
+	if err := addAuth(s.conn, cred, wc.r.done); err != nil {
+		if !errors.Is(err, zk.ErrClosing) {
+			wc.r.log.Warn("zookeeper: watch connection digest auth", zap.Error(err))
+		}
+		return
+	}
+	s.authed.Store(true)
+	wc.mu.Lock()
+	if wc.cur == s {
+		wc.wakeLocked()
+	}
+	wc.mu.Unlock()
 }
 
 // onState is the library's event callback for session s. It must not

@@ -225,7 +225,7 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 	go func() { errs <- hs.Serve(hl) }()
 	go func() { errs <- gs.Serve(gl) }()
 	log.Info("naming-agent serving", zap.String("http", hl.Addr().String()), zap.String("grpc", gl.Addr().String()),
-		zap.String("registry", cfg.Registry.URL), zap.String("host_ip", cfg.HostIP), zap.String("data_dir", cfg.DataDir),
+		zap.String("registry", config.RedactedURL(cfg.Registry.URL)), zap.String("host_ip", cfg.HostIP), zap.String("data_dir", cfg.DataDir),
 		zap.Bool("api_token", cfg.API.Protected()))
 	if ready != nil {
 		ready(hl.Addr().String(), gl.Addr().String())

@@ -34,12 +34,7 @@ func registries() map[string]newRegistry {
 }
 
 // hosts returns the comma-separated host:port list of a registry URL.
-func hosts(url string) []string {
-	_, rest, _ := strings.Cut(url, "://")
-	rest, _, _ = strings.Cut(rest, "?")
-	rest, _, _ = strings.Cut(rest, "/")
-	return strings.Split(rest, ",")
-}
+func hosts(url string) []string { return config.RegistryHosts(url) }
 
 func etcdConfig(c config.Registry) etcd.Config {
 	ec := etcd.Default()
@@ -72,6 +67,12 @@ func newEmbedded(cfg config.Config, log *zap.Logger, onMalformed registry.Malfor
 func newEtcd(cfg config.Config, log *zap.Logger, onMalformed registry.MalformedFunc, store registry.SessionStore) (registry.Registry, error) {
 	ec := etcdConfig(cfg.Registry)
 	ec.Endpoints = hosts(cfg.Registry.URL)
+	ec.Username, ec.Password = cfg.Registry.RegistryUser(), cfg.Registry.Password.Reveal()
+	tc, err := cfg.Registry.TLS.Load()
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	ec.TLS = tc
 	if err := ec.Validate(); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
@@ -90,6 +91,7 @@ func newZookeeper(cfg config.Config, log *zap.Logger, onMalformed registry.Malfo
 	}
 	zc.SessionTimeout = cfg.Registry.SessionTTL
 	zc.RequestTimeout = cfg.Registry.RequestTimeout
+	zc.Username, zc.Password = cfg.Registry.RegistryUser(), cfg.Registry.Password.Reveal()
 	if err := zc.Validate(); err != nil {
 		return nil, fmt.Errorf("registry: zookeeper config: %w", err)
 	}
@@ -112,6 +114,7 @@ func newNacos(cfg config.Config, log *zap.Logger, onMalformed registry.Malformed
 		if err != nil {
 			return nil, fmt.Errorf("registry: nacos url query: %w", err)
 		}
+
 		if ns := q.Get("namespace"); ns != "" {
 			nc.Namespace = ns
 		}
@@ -120,12 +123,25 @@ func newNacos(cfg config.Config, log *zap.Logger, onMalformed registry.Malformed
 		}
 	}
 	nc.RequestTimeout = cfg.Registry.RequestTimeout
+	nc.Username, nc.Password = cfg.Registry.RegistryUser(), cfg.Registry.Password.Reveal()
+	if q := urlQuery(cfg.Registry.URL); q.Get("username") != "" && nc.Username == "" {
+		nc.Username = q.Get("username")
+	}
 	if err := nc.Validate(); err != nil {
-		return nil, fmt.Errorf("registry: nacos config: %w", err)
+		// Validate's errors start "nacos config:" already.
+		return nil, fmt.Errorf("registry: %w", err)
 	}
 	r, err := nacos.New(nc, nacos.WithLogger(log), nacos.WithMalformedFunc(onMalformed))
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	return r, nil
+}
+
+// urlQuery is the query of a registry URL; a bad one is empty (newNacos
+// reports it).
+func urlQuery(u string) url.Values {
+	_, raw, _ := strings.Cut(u, "?")
+	q, _ := url.ParseQuery(raw)
+	return q
 }

@@ -33,6 +33,11 @@ func (h requestService) Request(ctx context.Context, p *pb.Payload) (*pb.Payload
 	if !s.registered(ctx, c) {
 		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeUnregistered, "Connection is unregistered."), nil
 	}
+	if typ != nacoswire.TypeHealthCheck {
+		if refused := s.auth.check(p, req.RequestID); refused != nil {
+			return refused, nil
+		}
+	}
 	switch typ {
 	case nacoswire.TypeHealthCheck:
 		return nacoswire.Encode(nacoswire.TypeHealthCheckResp, nacoswire.OK(req.RequestID)), nil

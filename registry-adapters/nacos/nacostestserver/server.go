@@ -32,6 +32,7 @@ type Server struct {
 	http       *http.Server
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
+	auth       *authState // nil: no authentication (auth.go)
 
 	mu       sync.Mutex
 	conns    map[string]*conn // by connection ID
@@ -57,8 +58,8 @@ func WithLogger(l *zap.Logger) Option {
 // Start starts a server on a free pair of loopback ports, HTTP port P and
 // gRPC port P+1000, the pair a Nacos client expects: configure clients
 // with Addr. Only the gRPC port speaks; the HTTP port answers every
-// request with 501, since nacos-sdk-go's naming client does not use HTTP
-// (without authentication).
+// request with 501, since nacos-sdk-go's naming client does not use HTTP,
+// but for the login of WithAuth.
 func Start(opts ...Option) (*Server, error) {
 	s := &Server{
 		log:        zap.NewNop(),
@@ -84,7 +85,11 @@ func Start(opts ...Option) (*Server, error) {
 	pb.RegisterRequestServer(s.grpc, requestService{s})
 	pb.RegisterBiRequestStreamServer(s.grpc, streamService{s})
 	s.http = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s.auth != nil && r.URL.Path == "/nacos/v1/auth/users/login" {
+				s.auth.login(w, r)
+				return
+			}
 			http.Error(w, "nacostestserver: the HTTP API is not implemented; use gRPC on port+1000", http.StatusNotImplemented)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
