@@ -36,13 +36,16 @@
 //     is answered from the agent's view of the service, rendered in the
 //     layout (one key at the local egress while the mesh carries it, the
 //     instances otherwise), merged with what the upstream holds there.
-//     Every change of a rendering is given a real revision: the front
-//     end puts its tick key (STATE_PREFIX/HOST/tick) upstream and stamps
-//     the changed keys with the put's revision. So rendered keys order
-//     with pass-through keys, a Range at revision R shows the rendering
-//     in force at R, and a Watch from R+1 (what etcd's resolver does)
-//     gets exactly the changes after it. The last 64 renderings are kept
-//     per service; a watch from before them starts from the oldest.
+//     Every change of a rendering is written upstream
+//     (STATE_PREFIX/HOST/views/ID, the rendering as JSON) and the changed
+//     keys carry that put's revision. So rendered keys order with
+//     pass-through keys, a Range at revision R shows the rendering in
+//     force at R, and a Watch from R+1 (what etcd's resolver does) gets
+//     exactly the changes after it, deletes included. The upstream's
+//     history of that key is the renderings' history: it holds across
+//     agent restarts (an app's etcd client resumes its watch on the next
+//     run from the revision it had) and until the upstream compacts, and
+//     a compacted revision is the upstream's error.
 //   - An app's exact-key read or watch of its own registration key
 //     reads its marker, so an app never sees its key deleted while it
 //     holds it (go-zero puts its key again on any delete it sees).

@@ -45,7 +45,7 @@ func (s *Server) rangeKeys(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRe
 		rev = resp.Header.Revision
 	}
 	kvs := resp.Kvs
-	for _, kv := range v.at(rev).kvs {
+	for _, kv := range s.views.at(ctx, v, rev).kvs {
 		if keep(r, kv) {
 			kvs = append(kvs, cut(r, kv))
 		}

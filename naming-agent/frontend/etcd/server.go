@@ -62,7 +62,8 @@ type Server struct {
 	auth  pb.AuthClient
 
 	markers string // prefix of the apps' registration keys upstream
-	tickKey string
+	tickKey string // read for a header's revision
+	viewsAt string // prefix of each read service's rendering
 	views   *views
 	owned   *owned
 
@@ -100,6 +101,7 @@ func New(cfg Config, core frontend.Core, up *clientv3.Client, opts ...Option) (*
 	s.maint, s.auth = pb.NewMaintenanceClient(conn), pb.NewAuthClient(conn)
 	s.markers = cfg.StatePrefix + "/" + s.host + "/keys/"
 	s.tickKey = cfg.StatePrefix + "/" + s.host + "/tick"
+	s.viewsAt = cfg.StatePrefix + "/" + s.host + "/views/"
 	h := fnv.New64a()
 	h.Write([]byte(cfg.Name + "/" + s.host))
 	s.memberID = h.Sum64()

@@ -22,10 +22,15 @@ const (
 )
 
 // views are the services apps read through a layout, each subscribed
-// in the core and rendered as etcd keys. Every change of a rendering
-// takes a fresh revision from the upstream (a put of the tick key), so
-// rendered keys carry real revisions: ordered with the pass-through
-// keys, consistent between Range and Watch.
+// in the core and rendered as etcd keys. Every change of a rendering is
+// written upstream (STATE_PREFIX/HOST/views/ID, the rendering as JSON),
+// and the put's revision is the changed keys' revision: rendered keys
+// carry real revisions, ordered with the pass-through keys. The
+// upstream's history of that key is the renderings' history: a Range at
+// revision R or a Watch from R+1 is answered from the rendering at R,
+// also after an agent restart (the app's etcd client resumes its watch
+// on the new process) and beyond the renderings kept in memory; a
+// compacted R is the upstream's compacted error.
 type views struct {
 	s  *Server
 	mu sync.Mutex
@@ -66,7 +71,10 @@ func (vs *views) get(rs readSpace) *svcView {
 	v, ok := vs.m[rs.id()]
 	if !ok {
 		ctx, cancel := context.WithCancel(vs.s.ctx)
-		v = &svcView{rs: rs, known: make(chan struct{}), hist: []snap{{kvs: map[string]*mvccpb.KeyValue{}}},
+		rctx, rcancel := context.WithTimeout(ctx, tickTimeout)
+		last := vs.stored(rctx, rs, 0) // an earlier run's, so its readers' next change is right
+		rcancel()
+		v = &svcView{rs: rs, known: make(chan struct{}), hist: []snap{last},
 			subs: map[*viewSub]struct{}{}, cancel: cancel, latest: make(chan frontend.View, 1)}
 		vs.m[rs.id()] = v
 		go vs.s.core.Watch(ctx, rs.service, func(fv frontend.View) {
@@ -145,7 +153,7 @@ func (vs *views) applyOne(ctx context.Context, v *svcView, fv frontend.View) boo
 		return true
 	}
 	tctx, cancel := context.WithTimeout(ctx, tickTimeout)
-	resp, err := vs.s.kv.Put(tctx, &pb.PutRequest{Key: []byte(vs.s.tickKey), Value: []byte(v.rs.service)})
+	resp, err := vs.s.kv.Put(tctx, &pb.PutRequest{Key: []byte(vs.s.viewsAt + v.rs.id()), Value: encodeRendering(cur, rendered)})
 	cancel()
 	if err != nil {
 		vs.s.log.Warn("etcd front end: no revision for a view change; again in 1s", zap.String("service", v.rs.service), zap.Error(err))
@@ -220,32 +228,31 @@ func (v *svcView) waitKnown(ctx context.Context) {
 	}
 }
 
-// at returns the rendering at revision rev.
-func (v *svcView) at(rev int64) snap {
+// at returns the rendering at revision rev: from memory, or from the
+// upstream's history where it is older than what memory keeps.
+func (vs *views) at(ctx context.Context, v *svcView, rev int64) snap {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	for i := len(v.hist) - 1; i > 0; i-- {
+	for i := len(v.hist) - 1; i >= 0; i-- {
 		if v.hist[i].rev <= rev {
-			return v.hist[i]
+			s := v.hist[i]
+			v.mu.Unlock()
+			return s
 		}
 	}
-	return v.hist[0]
+	v.mu.Unlock()
+	return vs.stored(ctx, v.rs, rev)
 }
 
 // subscribe adds sub; a watch from start gets the changes since the
-// state at start-1 at once, as one batch at the newest revision.
-func (v *svcView) subscribe(start int64, sub *viewSub) {
+// rendering at start-1 at once, as one batch at the newest revision.
+func (vs *views) subscribe(ctx context.Context, v *svcView, start int64, sub *viewSub) {
+	var base snap
+	if start > 0 {
+		base = vs.at(ctx, v, start-1) // the past does not change: read before locking
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	cur := v.hist[len(v.hist)-1]
-	if start > 0 && cur.rev >= start {
-		base := snap{kvs: map[string]*mvccpb.KeyValue{}} // before all we know: nothing
-		for i := len(v.hist) - 1; i >= 0; i-- {
-			if v.hist[i].rev < start {
-				base = v.hist[i]
-				break
-			}
-		}
+	if cur := v.hist[len(v.hist)-1]; start > 0 && cur.rev >= start {
 		sub.deliver(cur.rev, diff(base, cur))
 	}
 	v.subs[sub] = struct{}{}

@@ -178,7 +178,7 @@ func (ws *watchStream) attach(id int64, pc pendingCreate) {
 	ws.mu.Lock()
 	ws.views[id] = attached{v: v, sub: sub}
 	ws.mu.Unlock()
-	v.subscribe(pc.start, sub)
+	ws.s.views.subscribe(ws.ctx, v, pc.start, sub)
 }
 
 func (ws *watchStream) detach(id int64) {
