@@ -168,3 +168,55 @@ func TestDubboBypass(t *testing.T) {
 		t.Fatalf("bypassed %d calls; want 10", e.Bypassed)
 	}
 }
+
+// B's sidecar drains (SIGTERM) while A's client calls on: B's ingress
+// sends the read-only event, A moves its calls to C (a refused connect
+// to B retried there), no call fails, and B's drain ends before its
+// deadline: A's pooled connection is closed once idle.
+func TestDubboDrainIngress(t *testing.T) {
+	const D = sidecarpb.Protocol_PROTOCOL_DUBBO
+	b := startL7Remote(t, "127.0.0.3", "greeter", D, dubboApp(t, "b", false, "127.0.0.1", "127.0.0.3"), nil)
+	c := startL7Remote(t, "127.0.0.4", "greeter", D, dubboApp(t, "c", false, "127.0.0.1", "127.0.0.4"), nil)
+	a := newDP(t, Default())
+	egress := hp("127.0.0.2", freePort(t, "127.0.0.2"))
+	cl := clusterOf("greeter", D, b.endpoint(), c.endpoint())
+	cl.Retries = 2
+	if err := a.Apply(context.Background(), egressSnap(1, egress, cl)); err != nil {
+		t.Fatal(err)
+	}
+	waitHealthy(t, a, "greeter", b, c)
+	conn, err := net.Dial("tcp", egress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rd := dubbo.NewReader(conn, 4<<10, dubbo.DefaultMaxBody)
+	for id := range 10 { // both ingresses in A's pool
+		dubboCall(t, conn, rd, uint64(id))
+	}
+	drained := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		drained <- b.dp.Shutdown(ctx)
+	}()
+	seen := map[string]int{}
+	for id := uint64(100); ; id++ {
+		h, body := dubboCall(t, conn, rd, id)
+		if h.Status != dubbo.StatusOK {
+			t.Fatalf("call %d during B's drain: status %d %q", id, h.Status, body)
+		}
+		seen[body]++
+		select {
+		case err := <-drained:
+			if err != nil {
+				t.Fatalf("B's drain: %v", err)
+			}
+			if seen["c"] == 0 {
+				t.Fatalf("answers during the drain %v", seen)
+			}
+			return
+		default:
+		}
+	}
+}

@@ -71,7 +71,7 @@ type Proxy struct {
 	wg       sync.WaitGroup // upstream readers and dials
 	downWG   sync.WaitGroup // client connections
 
-	mu       sync.Mutex // guards downs and draining
+	mu       sync.Mutex // guards downs and draining (no new connections)
 	downs    map[*downstream]struct{}
 	draining bool
 }
@@ -97,10 +97,10 @@ func (p *Proxy) init() {
 
 // downstream is one client connection.
 type downstream struct {
-	p     *Proxy
-	c     net.Conn
-	w     *writer
-	calls sync.WaitGroup // its calls in flight
+	p        *Proxy
+	c        net.Conn
+	w        *writer
+	inflight atomic.Int64 // its two-way calls not answered yet
 }
 
 // ServeConn serves c until it closes; it returns at once.
@@ -118,12 +118,6 @@ func (p *Proxy) ServeConn(c net.Conn) {
 	p.downWG.Add(1)
 	p.mu.Unlock()
 	go d.serve()
-}
-
-func (p *Proxy) isDraining() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.draining
 }
 
 // serve reads d's frames until d ends, bad input comes, or a drain.
@@ -144,9 +138,6 @@ func (d *downstream) serve() {
 				deadline = now.Add(p.ClientIdle)
 				d.c.SetReadDeadline(deadline)
 			}
-		}
-		if p.isDraining() { // Drain may have cut the deadline before we set it
-			break
 		}
 		h, f, err := rd.Next()
 		if err != nil {
@@ -169,9 +160,6 @@ func (d *downstream) serve() {
 		}
 	}
 	b.flush()
-	if p.isDraining() {
-		d.calls.Wait() // each ends by its response or time-out
-	}
 	d.c.Close()
 	p.mu.Lock()
 	delete(p.downs, d)
@@ -197,7 +185,7 @@ func (p *Proxy) forward(d *downstream, h Header, f []byte, b *batch) {
 			d.w.write(ErrorResponse(h, StatusThreadpoolExhausted, "detour sidecar: too many calls in flight"), nil)
 			return
 		}
-		d.calls.Add(1)
+		d.inflight.Add(1)
 	}
 	p.dispatch(cl, f, nil, b)
 }
@@ -310,7 +298,7 @@ func (p *Proxy) response(uc *upConn, h Header, f []byte, b *batch) {
 		p.Listener.Fail(stats.DubboStatus)
 	}
 	p.inflight.Add(-1)
-	cl.d.calls.Done()
+	cl.d.inflight.Add(-1)
 }
 
 // finish ends a call that got no response: counted as a failure of kind
@@ -335,7 +323,7 @@ func (p *Proxy) answer(cl *call, status byte, msg string) {
 	}
 	cl.d.w.write(ErrorResponse(Header{ID: cl.id}, status, msg), nil)
 	p.inflight.Add(-1)
-	cl.d.calls.Done()
+	cl.d.inflight.Add(-1)
 }
 
 // failureStatus says a response status counts against the endpoint:
@@ -372,20 +360,41 @@ func (p *Proxy) badFrame(side, addr string, err error) {
 	p.Log.Warn("dubbo: bad input, connection closed", zap.String("side", side), zap.String("addr", addr), zap.Error(err))
 }
 
-// Drain stops reading new calls: every client connection is sent
-// Dubbo's read-only event (a Dubbo client then sends no new calls on
-// it), read no more, and closed once its calls in flight are answered
-// or timed out. Then the upstream connections close. If ctx ends
-// first, Close.
+// readOnlyGrace is how long a draining ingress gives its clients to see
+// the read-only event before it closes their idle connections.
+const readOnlyGrace = time.Second
+
+// Drain stops taking connections and serves the ones it has until they
+// end; when ctx ends first, Close. The upstream connections close last.
+//
+// An ingress (Target) sends each client Dubbo's read-only event, the
+// provider's graceful shutdown: a Dubbo client, the egress of a remote
+// sidecar included, sends no new calls on that connection and uses its
+// other providers. Each connection is closed once the event had
+// readOnlyGrace to arrive and no call is in flight on it.
+//
+// An egress (Cluster) sends nothing and closes nothing: the egress is
+// its clients' only provider (a Java consumer would take a read-only
+// one as unavailable), and cutting a multiplexed connection loses the
+// calls its client is writing. Its clients leave when the agent's
+// fallback hands them other providers, or reconnect to the listener's
+// new handler, as L4 connections do.
 func (p *Proxy) Drain(ctx context.Context) error {
 	p.once.Do(p.init)
 	p.mu.Lock()
 	p.draining = true
+	var downs []*downstream
 	for d := range p.downs {
-		d.w.write(ReadOnlyEvent(0), nil)
-		d.c.SetReadDeadline(time.Now())
+		downs = append(downs, d)
 	}
 	p.mu.Unlock()
+	if p.Cluster == nil && len(downs) > 0 {
+		for _, d := range downs {
+			d.w.write(ReadOnlyEvent(0), nil)
+		}
+		p.wg.Add(1)
+		go p.closeIdle(ctx, downs)
+	}
 	done := make(chan struct{})
 	go func() { p.downWG.Wait(); close(done) }()
 	select {
@@ -397,6 +406,39 @@ func (p *Proxy) Drain(ctx context.Context) error {
 	p.pool.close()
 	p.wg.Wait()
 	return nil
+}
+
+// closeIdle closes each of downs, after readOnlyGrace, once it has no
+// call in flight; it gives up when ctx ends (Drain then closes them).
+func (p *Proxy) closeIdle(ctx context.Context, downs []*downstream) {
+	defer p.wg.Done()
+	grace := time.NewTimer(readOnlyGrace)
+	defer grace.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-grace.C:
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		rest := downs[:0]
+		for _, d := range downs {
+			if d.inflight.Load() == 0 {
+				d.c.Close()
+			} else {
+				rest = append(rest, d)
+			}
+		}
+		if downs = rest; len(downs) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // Close closes every connection; calls in flight are answered

@@ -1,6 +1,7 @@
 package dubbo
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -276,35 +277,85 @@ func TestOneWayAndIngress(t *testing.T) {
 	}
 }
 
-// Drain: a call in flight is answered, the client is told read-only,
-// then its connection closes.
+// Drain on egress serves the connections it has until their clients
+// close them (no new ones are taken): a call in flight and one sent
+// during the drain are answered. At ctx's end what is left is closed.
 func TestDrain(t *testing.T) {
 	s := newFakeServer(t, "p")
 	release := make(chan struct{})
-	s.answer = func(Header, []byte) (byte, []byte, bool) { <-release; return StatusOK, []byte("p"), false }
+	s.answer = func(h Header, _ []byte) (byte, []byte, bool) {
+		if h.ID == 1 { // the first call on the proxy's upstream connection
+			<-release
+		}
+		return StatusOK, []byte("p"), false
+	}
 	p := &Proxy{Cluster: testCluster(100, s.addr())}
-	c := dialClient(t, serve(t, p))
+	addr := serve(t, p)
+	c, gone := dialClient(t, addr), dialClient(t, addr)
 	ch := c.send(request(1, "x"))
 	eventually(t, func() bool { return s.requests.Load() == 1 })
+	gone.c.Close()
 	drained := make(chan error, 1)
 	go func() { drained <- p.Drain(t.Context()) }()
-	select {
-	case r := <-c.other:
-		if !r.h.IsRequest() || !r.h.Event() || ErrorMessage(r.body) != "R" {
-			t.Errorf("drain sent %+v %q", r.h, r.body)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no read-only event")
-	}
+	ch2 := c.send(request(2, "y")) // behind call 1 at the provider
 	close(release)
 	if r := wait(t, ch); r.h.Status != StatusOK {
 		t.Errorf("in flight at the drain: %+v", r.h)
 	}
+	if r := wait(t, ch2); r.h.Status != StatusOK {
+		t.Errorf("a call sent during the drain: %+v", r.h)
+	}
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned (%v) with a client connected", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	c.c.Close()
 	if err := <-drained; err != nil {
 		t.Error(err)
 	}
-	if !c.closedWithin(10 * time.Second) {
-		t.Error("connection open after the drain")
+
+	// An ingress sends the read-only event and closes each connection
+	// once it has no call in flight.
+	release2 := make(chan struct{})
+	s.answer = func(Header, []byte) (byte, []byte, bool) { <-release2; return StatusOK, []byte("p"), false }
+	in := &Proxy{Target: s.addr()}
+	ci := dialClient(t, serve(t, in))
+	ch7 := ci.send(request(7, "x"))
+	eventually(t, func() bool { return in.inflight.Load() == 1 })
+	go func() { drained <- in.Drain(t.Context()) }()
+	select {
+	case r := <-ci.other:
+		if !r.h.IsRequest() || !r.h.Event() || r.h.TwoWay() || ErrorMessage(r.body) != "R" {
+			t.Errorf("the ingress's drain sent %+v %q", r.h, r.body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no read-only event from the ingress")
+	}
+	close(release2)
+	if r := wait(t, ch7); r.h.Status != StatusOK {
+		t.Errorf("in flight at the ingress's drain: %+v", r.h)
+	}
+	if !ci.closedWithin(10 * time.Second) {
+		t.Error("the ingress's client connection open after its calls ended")
+	}
+	if err := <-drained; err != nil {
+		t.Error(err)
+	}
+
+	// At ctx's end the rest is closed.
+	p2 := &Proxy{Cluster: testCluster(100, s.addr())}
+	c2 := dialClient(t, serve(t, p2))
+	if r := c2.call(1, "z"); r.h.Status != StatusOK {
+		t.Fatalf("before the drain: %+v", r.h)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := p2.Drain(ctx); err == nil {
+		t.Error("Drain with an ended ctx and a client connected returned nil")
+	}
+	if !c2.closedWithin(10 * time.Second) {
+		t.Error("connection open after the drain's end")
 	}
 }
 
