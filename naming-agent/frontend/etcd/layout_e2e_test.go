@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,4 +150,46 @@ func TestCluster(t *testing.T) {
 	if err != nil || st.Version < "3.5" {
 		t.Fatalf("Status %v %v", st, err)
 	}
+}
+
+// TestKratosKitexLayouts: Kratos's and Kitex's registrations become
+// publications with their fields kept, and their readers get the view
+// in their own shape.
+func TestKratosKitexLayouts(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t)
+	l, _ := f.app.Grant(ctx, 5)
+	kratos := `{"id":"h1","name":"hello","version":"v2","metadata":{"zone":"a"},"endpoints":["http://127.0.0.1:8000","grpc://127.0.0.1:9000?isSecure=false"]}`
+	if _, err := f.app.Put(ctx, "/microservices/hello/h1", kratos, clientv3.WithLease(l.ID)); err != nil {
+		t.Fatal(err)
+	}
+	kitex := `{"network":"tcp","address":"127.0.0.1:8888","weight":10,"tags":{"cluster":"c1"}}`
+	if _, err := f.app.Put(ctx, "kitex/registry-etcd/echo/127.0.0.1:8888", kitex, clientv3.WithLease(l.ID)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "both publications", func() bool { return f.core.Pubs() == 2 })
+	kp, _ := f.core.Pub("hello")
+	if kp.Port != 8000 || kp.Protocol != "http" || kp.Metadata["zone"] != "a" || kp.Metadata["kratos.version"] != "v2" {
+		t.Errorf("kratos publication %+v", kp)
+	}
+	xp, _ := f.core.Pub("echo")
+	if xp.Port != 8888 || xp.Weight != 10 || xp.Metadata["cluster"] != "c1" {
+		t.Errorf("kitex publication %+v", xp)
+	}
+	f.core.SetView(frontend.View{Service: "hello", Known: true, Mesh: true, Egress: "127.0.0.1:9100",
+		Instances: []frontend.Instance{{Addr: "10.0.0.2:8000", Metadata: kp.Metadata}}})
+	f.core.SetView(frontend.View{Service: "echo", Known: true, Mesh: true, Egress: "127.0.0.1:9101",
+		Instances: []frontend.Instance{{Addr: "10.0.0.2:8888", Weight: 10, Metadata: xp.Metadata}}})
+	poll(t, "Kratos's reader", func() bool {
+		g, _ := f.app.Get(ctx, "/microservices/hello", clientv3.WithPrefix()) // Kratos reads without the '/'
+		return g != nil && len(g.Kvs) == 1 && strings.Contains(string(g.Kvs[0].Value), `"endpoints":["http://127.0.0.1:9100"]`) &&
+			strings.Contains(string(g.Kvs[0].Value), `"version":"v2"`)
+	})
+	poll(t, "Kitex's reader", func() bool {
+		g, _ := f.app.Get(ctx, "kitex/registry-etcd/echo/", clientv3.WithPrefix())
+		return g != nil && len(g.Kvs) == 1 && string(g.Kvs[0].Key) == "kitex/registry-etcd/echo/127.0.0.1:9101" &&
+			strings.Contains(string(g.Kvs[0].Value), `"cluster":"c1"`)
+	})
+	f.app.Revoke(ctx, l.ID)
+	poll(t, "both ended with the lease", func() bool { return f.core.Pubs() == 0 })
 }
