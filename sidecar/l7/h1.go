@@ -81,10 +81,28 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// writeGap bounds each write to the client: one that cannot finish for
+// gap (a client that stops reading its answer) fails, and the connection
+// closes. Deadlines are per write, so a long answer that keeps moving is
+// never cut.
+type writeGap struct {
+	c   net.Conn
+	gap time.Duration
+}
+
+func (w writeGap) Write(p []byte) (int, error) {
+	w.c.SetWriteDeadline(time.Now().Add(w.gap))
+	return w.c.Write(p)
+}
+
 // serve runs the request loop on c until it closes, a request asks to,
 // or drain says so. idle bounds the wait for the next request.
 func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Duration, state *atomic.Int32, draining func() bool) {
-	bw := bufio.NewWriterSize(c, 16<<10)
+	var out io.Writer = c
+	if idle > 0 {
+		out = writeGap{c, idle}
+	}
+	bw := bufio.NewWriterSize(out, 16<<10)
 	gone := func() bool { // has the client closed its side?
 		lr.gap = 0 // the body was sent whole before the wait for the answer
 		c.SetReadDeadline(time.Now())

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -175,5 +176,34 @@ func TestSlowBody(t *testing.T) {
 	}
 	if b, _ := io.ReadAll(resp.Body); string(b) != "9" {
 		t.Fatalf("the app read %q bytes", b)
+	}
+}
+
+// TestSlowReader: a client that stops reading its answer is dropped once
+// a write has been stuck for the idle timeout, rather than holding its
+// connection (and the upstream's) for ever.
+func TestSlowReader(t *testing.T) {
+	const size = 64 << 20 // more than both sockets' buffers hold
+	app := front(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		w.Write(make([]byte, size))
+	}))
+	counters := &stats.Counters{}
+	s := NewServer(&net.TCPAddr{}, &H1{Target: app, Listener: counters}, http.NotFoundHandler(), (&net.Dialer{}).DialContext, time.Second, 300*time.Millisecond)
+	addr := serveH1(t, s)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	// The client reads nothing; the sidecar must let it go.
+	deadline := time.After(20 * time.Second)
+	for counters.ConnsTotal.Load() != 1 || counters.ConnsActive.Load() != 0 {
+		select {
+		case <-deadline:
+			t.Fatalf("a client not reading still connected (%d open)", counters.ConnsActive.Load())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
