@@ -243,14 +243,23 @@ func (s *Server) httpList(w http.ResponseWriter, r *http.Request) {
 	}
 	clusters := r.URL.Query().Get("clusters")
 	info := s.query(r.Context(), k, mesh, clusters)
+	if port := udpPortOf(r.URL.Query().Get("udpPort")); port > 0 {
+		s.udpSubscribe(k, r.RemoteAddr, port, clusters)
+	}
+	writeJSON(w, listOf(k, info))
+}
+
+// listOf is info in instance/list's shape. Every instance shown is
+// healthy, so healthyOnly keeps them all.
+func listOf(k key, info model.Service) listJSON {
 	out := listJSON{
-		Name: k.grouped(), GroupName: k.group, Clusters: clusters, CacheMillis: info.CacheMillis,
+		Name: k.grouped(), GroupName: k.group, Clusters: info.Clusters, CacheMillis: info.CacheMillis,
 		Hosts: make([]hostJSON, 0, len(info.Hosts)), LastRefTime: info.LastRefTime, Valid: true,
 	}
-	for _, h := range info.Hosts { // every instance shown is healthy: healthyOnly keeps them all
+	for _, h := range info.Hosts {
 		out.Hosts = append(out.Hosts, hostJSON{Instance: h, InstanceIDGenerator: "simple"})
 	}
-	writeJSON(w, out)
+	return out
 }
 
 // httpServiceList: GET /nacos/v1/ns/service/list.

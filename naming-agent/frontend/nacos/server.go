@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "github.com/nacos-group/nacos-sdk-go/v2/api/grpc"
@@ -39,6 +40,7 @@ type Server struct {
 	wg     sync.WaitGroup
 	grpc   *grpc.Server
 	http   *http.Server
+	udp    atomic.Pointer[net.UDPConn] // 1.x pushes; nil: none
 
 	mu       sync.Mutex
 	conns    map[string]*conn    // by connection ID
@@ -99,6 +101,9 @@ func New(cfg Config, core frontend.Core, opts ...Option) (*Server, error) {
 // Config.RestoreGrace, the publications of an earlier run's connections
 // that no app took over by registering again.
 func (s *Server) Serve(httpLn, grpcLn net.Listener) error {
+	if host, _, err := net.SplitHostPort(httpLn.Addr().String()); err == nil {
+		s.listenUDP(host)
+	}
 	s.wg.Add(4)
 	go func() {
 		defer s.wg.Done()
@@ -136,6 +141,9 @@ func (s *Server) Close() {
 	s.cancel()
 	s.grpc.Stop()
 	_ = s.http.Close()
+	if uc := s.udp.Load(); uc != nil {
+		uc.Close()
+	}
 	s.wg.Wait()
 }
 

@@ -21,6 +21,7 @@ type service struct {
 	view        frontend.View
 	refTime     uint64
 	subscribers map[*conn]bool
+	udp         map[udpTarget]time.Time // 1.x clients pushed to by UDP, until then
 	lastAsked   time.Time
 	cancel      context.CancelFunc
 }
@@ -68,7 +69,9 @@ func (s *Server) watch(ctx context.Context, svc *service) {
 				default:
 				}
 			}
+			udp := s.udpPushesLocked(svc)
 			s.mu.Unlock()
+			s.sendUDP(udp)
 			if v.Known {
 				select {
 				case <-svc.first:
