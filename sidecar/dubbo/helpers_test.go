@@ -20,6 +20,7 @@ type fakeServer struct {
 	answer func(h Header, body []byte) (status byte, resp []byte, hang bool)
 
 	requests, events, oneWay atomic.Int64
+	eventAnswers             atomic.Int64 // event responses received (heartbeat answers)
 	mu                       sync.Mutex
 	conns                    []net.Conn
 	wg                       sync.WaitGroup
@@ -68,6 +69,9 @@ func (s *fakeServer) serve(c net.Conn) {
 		}
 		switch {
 		case !h.IsRequest():
+			if h.Event() {
+				s.eventAnswers.Add(1)
+			}
 			continue
 		case h.Event():
 			s.events.Add(1)

@@ -401,3 +401,36 @@ func TestNotSentRetried(t *testing.T) {
 		}
 	}
 }
+
+// A provider's heartbeat is answered by the proxy; its read-only event
+// makes the proxy send later calls on a new connection.
+func TestProviderHeartbeatAndReadOnly(t *testing.T) {
+	s := newFakeServer(t, "p")
+	p := &Proxy{Cluster: testCluster(100, s.addr())}
+	c := dialClient(t, serve(t, p))
+	if r := c.call(1, "x"); r.h.Status != StatusOK {
+		t.Fatalf("first call: %+v", r.h)
+	}
+	s.mu.Lock()
+	up := s.conns[0]
+	s.mu.Unlock()
+	if _, err := up.Write(Heartbeat(77)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return s.eventAnswers.Load() == 1 })
+	if _, err := up.Write(ReadOnlyEvent(78)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool {
+		return p.pool.ready(s.addr()) == nil // the read-only connection takes no new calls
+	})
+	if r := c.call(2, "x"); r.h.Status != StatusOK {
+		t.Fatalf("call after the read-only event: %+v", r.h)
+	}
+	s.mu.Lock()
+	n := len(s.conns)
+	s.mu.Unlock()
+	if n != 2 {
+		t.Errorf("provider saw %d connections; want a new one after the read-only event", n)
+	}
+}
