@@ -56,14 +56,17 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		var d net.Dialer
 		o.dial = d.DialContext
 	}
-	conn, err := grpc.NewClient("passthrough:///"+cfg.Agent,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	dopts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if o.token != "" {
+		dopts = append(dopts, grpc.WithPerRPCCredentials(tokenCreds(o.token)))
+	}
+	conn, err := grpc.NewClient("passthrough:///"+cfg.Agent, append(dopts,
 		grpc.WithIdleTimeout(0), // keep the connection: its loss tells of an agent restart
 		grpc.WithConnectParams(grpc.ConnectParams{
 			// The agent is local: reconnect fast when it comes back.
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: cfg.DialTimeout,
-		}))
+		}))...)
 	if err != nil {
 		return nil, fmt.Errorf("shim: agent %s: %w", cfg.Agent, err)
 	}

@@ -47,6 +47,7 @@ type Option func(*options)
 type options struct {
 	logger *zap.Logger
 	dial   DialFunc
+	token  string // the agent's API token (token.go); "": none
 }
 
 // WithLogger sets the logger; the Client logs under "shim". Default: none.

@@ -66,7 +66,7 @@ func run(args []string) error {
 
 	cfg := shim.Default()
 	cfg.Agent = *agent
-	c, err := shim.New(cfg)
+	c, err := shim.New(cfg, shim.WithToken(os.Getenv(shim.TokenEnv))) // an agent with a token refuses publish without it
 	if err != nil {
 		srv.Close()
 		return err

@@ -30,7 +30,8 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv("DETOUR_AGENT"), &http.Client{Timeout: 10 * time.Second}))
+	client := withToken(&http.Client{Timeout: 10 * time.Second}, os.Getenv(envToken))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv("DETOUR_AGENT"), client))
 }
 
 // envAgent is where --agent's default comes from.
@@ -55,6 +56,7 @@ commands:
   mesh enable|disable SERVICE  put SERVICE in or out of the mesh on this host
 flags, before or after the command:
   --agent URL   the agent's HTTP API (default $DETOUR_AGENT, else http://127.0.0.1:7700)
+  (the agent's API token, if it has one, is taken from $DETOUR_API_TOKEN)
   --json        print the agent's JSON answer as it is
   --version     print detourctl's version and exit
 exit status: 0 done; 1 the agent refused or could not be reached, or resolve found
