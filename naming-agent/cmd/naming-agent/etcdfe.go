@@ -57,12 +57,24 @@ func (e *etcdFrontend) serve(cfg config.Config, reg registry.Registry, core fron
 	if err != nil {
 		return fmt.Errorf("frontends.etcd: %w", err)
 	}
-	e.up, err = clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: cfg.Registry.DialTimeout, Logger: log.Named("etcdfe.upstream")})
+	cc := clientv3.Config{Endpoints: eps, DialTimeout: cfg.Registry.DialTimeout, Logger: log.Named("etcdfe.upstream")}
+	opts := []etcdfe.Option{etcdfe.WithLogger(log), etcdfe.WithHost(cfg.HostIP),
+		etcdfe.WithMalformed(func(key string, err error) { malformed("etcd-frontend", key, err) })}
+	if kind, _ := config.RegistryKind(cfg.Registry.URL); kind == "etcd" {
+		// The agent's own credentials, as its registry adapter's.
+		if cc.TLS, err = cfg.Registry.TLS.Load(); err != nil {
+			return fmt.Errorf("frontends.etcd: %w", err)
+		}
+		if cc.Username = cfg.Registry.RegistryUser(); cc.Username != "" {
+			cc.Password = cfg.Registry.Password.Reveal()
+			opts = append(opts, etcdfe.WithAgentAuth())
+		}
+	}
+	e.up, err = clientv3.New(cc)
 	if err != nil {
 		return fmt.Errorf("frontends.etcd: upstream %s: %w", strings.Join(eps, ","), err)
 	}
-	e.srv, err = etcdfe.New(cfg.Frontends.Etcd, core, e.up, etcdfe.WithLogger(log), etcdfe.WithHost(cfg.HostIP),
-		etcdfe.WithMalformed(func(key string, err error) { malformed("etcd-frontend", key, err) }))
+	e.srv, err = etcdfe.New(cfg.Frontends.Etcd, core, e.up, opts...)
 	if err != nil {
 		return fmt.Errorf("frontends.etcd: %w", err)
 	}

@@ -83,8 +83,12 @@
 // Requests are capped as etcd's --max-request-bytes (1.5 MiB) plus
 // gRPC's overhead; watches per stream and Watch streams are capped
 // (max_watches_per_stream, max_streams) with etcd's "too many requests".
-// An app's auth token is forwarded: the upstream checks the app's own
-// credentials; Authenticate is forwarded. MemberList names the front end
+// Auth: Authenticate is forwarded, so the upstream checks an app's user
+// and password. Without registry credentials an app's token is
+// forwarded with each call (the upstream checks its permissions); with
+// them (registry.username, the agent's own, and registry.tls) the
+// front end's connection logs in as the agent and every call runs as
+// the agent's user (WithAgentAuth). MemberList names the front end
 // as the only member (clients re-read their endpoints from it); Status is
 // the upstream's with the front end as member and leader.
 package etcd

@@ -28,7 +28,7 @@ func (s *Server) rangeKeys(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRe
 	}
 	rs, ok := readOf(s.layouts, s.cfg.StatePrefix, key, end)
 	if !ok {
-		return s.kv.Range(fwd(ctx), r)
+		return s.kv.Range(s.fwd(ctx), r)
 	}
 	v := s.views.get(rs)
 	defer s.views.release(v)
@@ -36,7 +36,7 @@ func (s *Server) rangeKeys(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRe
 	// The upstream's answer without limit: the merged one is cut after.
 	up := proto.Clone(r).(*pb.RangeRequest)
 	up.Limit, up.CountOnly, up.SortOrder, up.SortTarget = 0, false, pb.RangeRequest_NONE, pb.RangeRequest_KEY
-	resp, err := s.kv.Range(fwd(ctx), up)
+	resp, err := s.kv.Range(s.fwd(ctx), up)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func cmp64(a, b int64) int {
 func (s *Server) rangeMarker(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	up := proto.Clone(r).(*pb.RangeRequest)
 	up.Key = []byte(s.owned.marker(string(r.Key)))
-	resp, err := s.kv.Range(fwd(ctx), up)
+	resp, err := s.kv.Range(s.fwd(ctx), up)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +139,7 @@ func (s *Server) unmarkKVs(kvs []*mvccpb.KeyValue) {
 func (k kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, error) {
 	if !k.s.owned.has(string(r.Key)) && !r.IgnoreValue {
 		if _, isReg := k.s.classify(string(r.Key), r.Value, r.Lease); !isReg {
-			return k.s.kv.Put(fwd(ctx), r) // a pass-through key: as it is
+			return k.s.kv.Put(k.s.fwd(ctx), r) // a pass-through key: as it is
 		}
 	}
 	resp, err := k.s.Txn(ctx, &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestPut{RequestPut: r}}}})
@@ -153,7 +153,7 @@ func (k kvServer) Put(ctx context.Context, r *pb.PutRequest) (*pb.PutResponse, e
 
 func (k kvServer) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
 	if len(r.RangeEnd) > 0 || !k.s.owned.has(string(r.Key)) {
-		return k.s.kv.DeleteRange(fwd(ctx), r)
+		return k.s.kv.DeleteRange(k.s.fwd(ctx), r)
 	}
 	resp, err := k.s.Txn(ctx, &pb.TxnRequest{Success: []*pb.RequestOp{{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: r}}}})
 	if err != nil {
@@ -169,7 +169,7 @@ func (k kvServer) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, e
 }
 
 func (k kvServer) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
-	return k.s.kv.Compact(fwd(ctx), r)
+	return k.s.kv.Compact(k.s.fwd(ctx), r)
 }
 
 // Txn sends r upstream with this host's apps' registration keys in it
@@ -222,9 +222,9 @@ func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 	mark(up.Success)
 	mark(up.Failure)
 	if !changed {
-		return s.kv.Txn(fwd(ctx), r)
+		return s.kv.Txn(s.fwd(ctx), r)
 	}
-	resp, err := s.kv.Txn(fwd(ctx), up)
+	resp, err := s.kv.Txn(s.fwd(ctx), up)
 	if err != nil {
 		return nil, err
 	}

@@ -18,15 +18,15 @@ type leaseServer struct {
 }
 
 func (l leaseServer) LeaseGrant(ctx context.Context, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
-	return l.s.lease.LeaseGrant(fwd(ctx), r)
+	return l.s.lease.LeaseGrant(l.s.fwd(ctx), r)
 }
 
 func (l leaseServer) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
-	return l.s.lease.LeaseRevoke(fwd(ctx), r)
+	return l.s.lease.LeaseRevoke(l.s.fwd(ctx), r)
 }
 
 func (l leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
-	resp, err := l.s.lease.LeaseTimeToLive(fwd(ctx), r)
+	resp, err := l.s.lease.LeaseTimeToLive(l.s.fwd(ctx), r)
 	if err != nil {
 		return nil, err
 	}
@@ -39,12 +39,12 @@ func (l leaseServer) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveR
 }
 
 func (l leaseServer) LeaseLeases(ctx context.Context, r *pb.LeaseLeasesRequest) (*pb.LeaseLeasesResponse, error) {
-	return l.s.lease.LeaseLeases(fwd(ctx), r)
+	return l.s.lease.LeaseLeases(l.s.fwd(ctx), r)
 }
 
 // LeaseKeepAlive relays the app's keep-alives and their answers.
 func (l leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
-	ctx, cancel := context.WithCancel(fwd(stream.Context()))
+	ctx, cancel := context.WithCancel(l.s.fwd(stream.Context()))
 	defer cancel()
 	up, err := l.s.lease.LeaseKeepAlive(ctx)
 	if err != nil {

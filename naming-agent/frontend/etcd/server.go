@@ -36,6 +36,11 @@ func WithLogger(log *zap.Logger) Option { return func(s *Server) { s.log = log }
 // agents sharing one etcd keep their apps' keys apart.
 func WithHost(host string) Option { return func(s *Server) { s.host = host } }
 
+// WithAgentAuth: the upstream client logs in with the agent's own
+// user, and every call runs as that user (an app's token is not
+// forwarded; its Authenticate still is, so a wrong password fails).
+func WithAgentAuth() Option { return func(s *Server) { s.agentAuth = true } }
+
 // WithMalformed is called for a service key whose value does not parse
 // (it is kept unrewritten).
 func WithMalformed(fn func(key string, err error)) Option {
@@ -51,6 +56,7 @@ type Server struct {
 	log         *zap.Logger
 	host        string
 	onMalformed func(string, error)
+	agentAuth   bool
 	layouts     []layout
 	memberID    uint64
 
@@ -159,8 +165,12 @@ func (s *Server) Close() {
 }
 
 // fwd is the context of a call forwarded upstream: the app's auth token
-// goes with it, so the upstream checks the app's own credentials.
-func fwd(ctx context.Context) context.Context {
+// goes with it, so the upstream checks the app's own credentials, unless
+// the front end logs in itself (WithAgentAuth).
+func (s *Server) fwd(ctx context.Context) context.Context {
+	if s.agentAuth {
+		return ctx
+	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if t := md.Get(rpctypes.TokenFieldNameGRPC); len(t) > 0 {
 			return metadata.AppendToOutgoingContext(ctx, rpctypes.TokenFieldNameGRPC, t[0])
@@ -190,7 +200,7 @@ func (c clusterServer) MemberList(ctx context.Context, _ *pb.MemberListRequest) 
 
 // header is a header with the upstream's current revision.
 func (s *Server) header(ctx context.Context) (*pb.ResponseHeader, error) {
-	r, err := s.kv.Range(fwd(ctx), &pb.RangeRequest{Key: []byte(s.tickKey), CountOnly: true})
+	r, err := s.kv.Range(s.fwd(ctx), &pb.RangeRequest{Key: []byte(s.tickKey), CountOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +217,7 @@ type maintServer struct {
 }
 
 func (m maintServer) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error) {
-	resp, err := m.s.maint.Status(fwd(ctx), r)
+	resp, err := m.s.maint.Status(m.s.fwd(ctx), r)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +227,7 @@ func (m maintServer) Status(ctx context.Context, r *pb.StatusRequest) (*pb.Statu
 }
 
 func (m maintServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
-	return m.s.maint.Alarm(fwd(ctx), r)
+	return m.s.maint.Alarm(m.s.fwd(ctx), r)
 }
 
 // authServer forwards what apps log in with: the upstream checks the
@@ -228,11 +238,11 @@ type authServer struct {
 }
 
 func (a authServer) Authenticate(ctx context.Context, r *pb.AuthenticateRequest) (*pb.AuthenticateResponse, error) {
-	return a.s.auth.Authenticate(fwd(ctx), r)
+	return a.s.auth.Authenticate(a.s.fwd(ctx), r)
 }
 
 func (a authServer) AuthStatus(ctx context.Context, r *pb.AuthStatusRequest) (*pb.AuthStatusResponse, error) {
-	return a.s.auth.AuthStatus(fwd(ctx), r)
+	return a.s.auth.AuthStatus(a.s.fwd(ctx), r)
 }
 
 func (s *Server) malformed(key string, err error) {

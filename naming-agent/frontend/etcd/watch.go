@@ -54,7 +54,7 @@ func (w watchServer) Watch(stream pb.Watch_WatchServer) error {
 		return rpctypes.ErrGRPCRequestTooManyRequests
 	}
 	defer s.streams.Add(-1)
-	ctx, cancel := context.WithCancel(fwd(stream.Context()))
+	ctx, cancel := context.WithCancel(s.fwd(stream.Context()))
 	defer cancel()
 	up, err := s.watch.Watch(ctx)
 	if err != nil {
