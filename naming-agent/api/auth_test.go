@@ -253,3 +253,33 @@ func FuzzToken(f *testing.F) {
 		}
 	})
 }
+
+// TestBrowserRefused: before, a web page the host's user opened could
+// publish through the loopback API (a text/plain POST needs no CORS
+// preflight). A request with Origin, or a cross-site Sec-Fetch-Site, is
+// now 403 and changes nothing; a typed URL (Sec-Fetch-Site: none) reads.
+func TestBrowserRefused(t *testing.T) {
+	e := newEnvWith(t, nil)
+	ts := httptest.NewServer(HTTPHandler(e.a, e.cfg.API, zap.NewNop()))
+	defer ts.Close()
+	body := `{"service":"evil","port":8080}`
+	for _, hdr := range []map[string]string{
+		{"Origin": "http://evil.example", "Content-Type": "text/plain"},
+		{"Origin": "null"},
+		{"Sec-Fetch-Site": "cross-site"},
+		{"Sec-Fetch-Site": "same-origin"}, // after DNS rebinding
+	} {
+		if got := doAuth(t, ts, "POST", "/v1/publish", body, hdr); got != 403 {
+			t.Errorf("publish with %v: %d, want 403", hdr, got)
+		}
+		if got := doAuth(t, ts, "GET", "/v1/status", "", hdr); got != 403 {
+			t.Errorf("status with %v: %d, want 403", hdr, got)
+		}
+	}
+	if n := len(e.a.Status().Publications); n != 0 {
+		t.Fatalf("%d publications from web pages", n)
+	}
+	if got := doAuth(t, ts, "GET", "/v1/status", "", map[string]string{"Sec-Fetch-Site": "none"}); got != 200 {
+		t.Errorf("typed URL: %d", got)
+	}
+}

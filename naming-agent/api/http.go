@@ -40,7 +40,7 @@ func HTTPHandler(a *agent.Agent, cfg config.API, log *zap.Logger) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return httpbody.Limit(cfg.MaxBodyBytes, mux)
+	return refuseBrowsers(httpbody.Limit(cfg.MaxBodyBytes, mux))
 }
 
 type httpAPI struct {
