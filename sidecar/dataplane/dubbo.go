@@ -1,6 +1,8 @@
 package dataplane
 
 import (
+	"time"
+
 	"go.uber.org/zap"
 
 	"github.com/detourmesh/detour/sidecar/cluster"
@@ -20,14 +22,18 @@ func (d *Dataplane) dubboEgress(s egressSettings, cl *cluster.Cluster, ls *stats
 	}
 }
 
-// dubboIngress sends each call to the one target. The caller's sidecar
-// enforces the service's timeout; the default request timeout here only
-// ends calls the app never answers.
+// ingressCallBound ends, on an ingress, calls the app never answers: the
+// caller's sidecar enforces the service's timeout (which the ingress
+// does not know, and may be longer than any default of ours); this only
+// keeps a hung app from holding calls in memory for ever.
+const ingressCallBound = 10 * time.Minute
+
+// dubboIngress sends each call to the one target.
 func (d *Dataplane) dubboIngress(service, target string, ls *stats.Counters) listener.Handler {
 	return &dubbo.Proxy{
 		Target: target, Listener: ls, Dial: dubbo.DialFunc(d.dial),
 		Log:            d.log.Named("sidecar.dubbo").With(zap.String("service", service)),
-		ConnectTimeout: d.cfg.DefaultConnectTimeout, RequestTimeout: d.cfg.DefaultRequestTimeout,
+		ConnectTimeout: d.cfg.DefaultConnectTimeout, RequestTimeout: ingressCallBound,
 		Idle: d.cfg.IdleTimeout, ClientIdle: d.cfg.IdleTimeout,
 		MaxRequests: int64(d.cfg.MaxConnections),
 	}

@@ -48,6 +48,7 @@ type Proxy struct {
 	Log      *zap.Logger
 
 	ConnectTimeout time.Duration
+	// RequestTimeout bounds each call (0: no bound).
 	RequestTimeout time.Duration
 	// Idle closes upstream connections unused this long (0: never).
 	Idle time.Duration
@@ -268,7 +269,9 @@ func (p *Proxy) response(uc *upConn, h Header, f []byte, b *batch) {
 		}
 		return
 	}
-	cl.timer.Stop()
+	if cl.timer != nil {
+		cl.timer.Stop()
+	}
 	counted := false
 	if ep := cl.ep; ep != nil && h.Status == StatusServiceNotFound && cl.req != nil {
 		p.failure(ep, stats.DubboStatus)

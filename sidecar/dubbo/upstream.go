@@ -80,7 +80,9 @@ func (uc *upConn) send(cl *call, f []byte, b *batch) error {
 	cl.uc, cl.upID = uc, id
 	if !cl.oneWay {
 		uc.pending[id] = cl
-		cl.timer = time.AfterFunc(uc.p.RequestTimeout, cl.expire)
+		if uc.p.RequestTimeout > 0 {
+			cl.timer = time.AfterFunc(uc.p.RequestTimeout, cl.expire)
+		}
 	}
 	uc.mu.Unlock()
 	var hdr [HeaderLen]byte
