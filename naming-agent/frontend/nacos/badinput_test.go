@@ -1,6 +1,7 @@
 package nacos
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -9,6 +10,8 @@ import (
 
 	pb "github.com/nacos-group/nacos-sdk-go/v2/api/grpc"
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/detourmesh/detour/internal/nacoswire"
@@ -103,6 +106,10 @@ func TestBadRequests(t *testing.T) {
 		if got := errorOf(t, p); got != nacoswire.CodeBadRequest {
 			t.Errorf("body %q: error code %d, want %d", body, got, nacoswire.CodeBadRequest)
 		}
+	}
+	// A message over max_message_bytes: gRPC refuses it (ResourceExhausted).
+	if _, err := c.RawBytes(nacoswire.TypeInstance, bytes.Repeat([]byte("x"), 2<<20)); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a message over the limit: %v, want ResourceExhausted", err)
 	}
 	if core.Pubs() != 0 {
 		t.Fatalf("%d publications after bad requests", core.Pubs())
