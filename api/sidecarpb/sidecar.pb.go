@@ -159,7 +159,7 @@ func (x EndpointHealth_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EndpointHealth_State.Descriptor instead.
 func (EndpointHealth_State) EnumDescriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{15, 0}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{22, 0}
 }
 
 // SidecarMessage is what the sidecar sends.
@@ -710,8 +710,10 @@ type IngressListener struct {
 	Listen string `protobuf:"bytes,2,opt,name=listen,proto3" json:"listen,omitempty"`
 	// target is the only address this listener may forward to:
 	// "127.0.0.1:APP_PORT".
-	Target        string   `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
-	Protocol      Protocol `protobuf:"varint,4,opt,name=protocol,proto3,enum=detour.sidecar.v1.Protocol" json:"protocol,omitempty"`
+	Target   string   `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	Protocol Protocol `protobuf:"varint,4,opt,name=protocol,proto3,enum=detour.sidecar.v1.Protocol" json:"protocol,omitempty"`
+	// limit caps what this listener admits; none means no cap.
+	Limit         *InboundLimit `protobuf:"bytes,5,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -774,6 +776,77 @@ func (x *IngressListener) GetProtocol() Protocol {
 	return Protocol_PROTOCOL_UNSPECIFIED
 }
 
+func (x *IngressListener) GetLimit() *InboundLimit {
+	if x != nil {
+		return x.Limit
+	}
+	return nil
+}
+
+// InboundLimit: requests per second (token bucket: rps, burst) and
+// requests in flight (L7) or connections open (L4); 0 means no cap.
+// Over it: HTTP 429 with Retry-After, gRPC RESOURCE_EXHAUSTED, L4 the
+// connection closed at accept.
+type InboundLimit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rps           float64                `protobuf:"fixed64,1,opt,name=rps,proto3" json:"rps,omitempty"`
+	Burst         uint32                 `protobuf:"varint,2,opt,name=burst,proto3" json:"burst,omitempty"`
+	MaxConcurrent uint32                 `protobuf:"varint,3,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InboundLimit) Reset() {
+	*x = InboundLimit{}
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InboundLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InboundLimit) ProtoMessage() {}
+
+func (x *InboundLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InboundLimit.ProtoReflect.Descriptor instead.
+func (*InboundLimit) Descriptor() ([]byte, []int) {
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *InboundLimit) GetRps() float64 {
+	if x != nil {
+		return x.Rps
+	}
+	return 0
+}
+
+func (x *InboundLimit) GetBurst() uint32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *InboundLimit) GetMaxConcurrent() uint32 {
+	if x != nil {
+		return x.MaxConcurrent
+	}
+	return 0
+}
+
 // Cluster is the set of remote endpoints of one service and how to use them.
 type Cluster struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -792,15 +865,17 @@ type Cluster struct {
 	Retries uint32 `protobuf:"varint,6,opt,name=retries,proto3" json:"retries,omitempty"`
 	// health_check is the stage-2 check of each mesh endpoint through its
 	// health_port (GET /healthz/SERVICE).
-	HealthCheck   *HealthCheck `protobuf:"bytes,7,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
-	Outlier       *Outlier     `protobuf:"bytes,8,opt,name=outlier,proto3" json:"outlier,omitempty"`
+	HealthCheck *HealthCheck `protobuf:"bytes,7,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
+	Outlier     *Outlier     `protobuf:"bytes,8,opt,name=outlier,proto3" json:"outlier,omitempty"`
+	// routes: none means every request is balanced over all endpoints.
+	Routes        *Routes `protobuf:"bytes,9,opt,name=routes,proto3" json:"routes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Cluster) Reset() {
 	*x = Cluster{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[8]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +887,7 @@ func (x *Cluster) String() string {
 func (*Cluster) ProtoMessage() {}
 
 func (x *Cluster) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[8]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +900,7 @@ func (x *Cluster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cluster.ProtoReflect.Descriptor instead.
 func (*Cluster) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{8}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Cluster) GetService() string {
@@ -884,6 +959,13 @@ func (x *Cluster) GetOutlier() *Outlier {
 	return nil
 }
 
+func (x *Cluster) GetRoutes() *Routes {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
 // Endpoint is one remote instance.
 type Endpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -901,14 +983,16 @@ type Endpoint struct {
 	// non-mesh instances (then health is a TCP connect to addr).
 	HealthPort uint32 `protobuf:"varint,4,opt,name=health_port,json=healthPort,proto3" json:"health_port,omitempty"`
 	// mesh says the instance sits behind a remote sidecar.
-	Mesh          bool `protobuf:"varint,5,opt,name=mesh,proto3" json:"mesh,omitempty"`
+	Mesh bool `protobuf:"varint,5,opt,name=mesh,proto3" json:"mesh,omitempty"`
+	// metadata is the instance's registry metadata (subsets select on it).
+	Metadata      map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[9]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1004,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[9]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1017,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{9}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Endpoint) GetAddr() string {
@@ -971,6 +1055,13 @@ func (x *Endpoint) GetMesh() bool {
 	return false
 }
 
+func (x *Endpoint) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
 // HealthCheck paces a check.
 type HealthCheck struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -986,7 +1077,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[10]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1089,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[10]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1102,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{10}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HealthCheck) GetInterval() *durationpb.Duration {
@@ -1064,7 +1155,7 @@ type Outlier struct {
 
 func (x *Outlier) Reset() {
 	*x = Outlier{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[11]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1167,7 @@ func (x *Outlier) String() string {
 func (*Outlier) ProtoMessage() {}
 
 func (x *Outlier) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[11]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1180,7 @@ func (x *Outlier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outlier.ProtoReflect.Descriptor instead.
 func (*Outlier) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{11}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Outlier) GetConsecutiveFailures() uint32 {
@@ -1134,6 +1225,364 @@ func (x *Outlier) GetFirstByteTimeout() *durationpb.Duration {
 	return nil
 }
 
+// Routes are a service's routing rules at egress: named subsets of its
+// endpoints (by registry metadata), a weighted split of the requests
+// that no rule matches, and L7 rules (HTTP headers, path prefix; gRPC
+// metadata is HTTP/2 headers) each with its own split. A request whose
+// subset has no routable endpoint goes to default_subset (all endpoints
+// when empty) and is counted as a fallback.
+type Routes struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subsets       []*Subset              `protobuf:"bytes,1,rep,name=subsets,proto3" json:"subsets,omitempty"`
+	DefaultSubset string                 `protobuf:"bytes,2,opt,name=default_subset,json=defaultSubset,proto3" json:"default_subset,omitempty"`
+	Split         []*WeightedSubset      `protobuf:"bytes,3,rep,name=split,proto3" json:"split,omitempty"`
+	Rules         []*RouteRule           `protobuf:"bytes,4,rep,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Routes) Reset() {
+	*x = Routes{}
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Routes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Routes) ProtoMessage() {}
+
+func (x *Routes) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Routes.ProtoReflect.Descriptor instead.
+func (*Routes) Descriptor() ([]byte, []int) {
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Routes) GetSubsets() []*Subset {
+	if x != nil {
+		return x.Subsets
+	}
+	return nil
+}
+
+func (x *Routes) GetDefaultSubset() string {
+	if x != nil {
+		return x.DefaultSubset
+	}
+	return ""
+}
+
+func (x *Routes) GetSplit() []*WeightedSubset {
+	if x != nil {
+		return x.Split
+	}
+	return nil
+}
+
+func (x *Routes) GetRules() []*RouteRule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+// Subset: the endpoints whose metadata hold every label.
+type Subset struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Subset) Reset() {
+	*x = Subset{}
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subset) ProtoMessage() {}
+
+func (x *Subset) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subset.ProtoReflect.Descriptor instead.
+func (*Subset) Descriptor() ([]byte, []int) {
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Subset) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Subset) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+// WeightedSubset: weight percent of requests go to subset; a split's
+// weights sum to 100.
+type WeightedSubset struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subset        string                 `protobuf:"bytes,1,opt,name=subset,proto3" json:"subset,omitempty"`
+	Weight        uint32                 `protobuf:"varint,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WeightedSubset) Reset() {
+	*x = WeightedSubset{}
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WeightedSubset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WeightedSubset) ProtoMessage() {}
+
+func (x *WeightedSubset) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WeightedSubset.ProtoReflect.Descriptor instead.
+func (*WeightedSubset) Descriptor() ([]byte, []int) {
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *WeightedSubset) GetSubset() string {
+	if x != nil {
+		return x.Subset
+	}
+	return ""
+}
+
+func (x *WeightedSubset) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+// RouteRule: the first rule whose match holds sends the request by its
+// split.
+type RouteRule struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Match         *RouteMatch            `protobuf:"bytes,2,opt,name=match,proto3" json:"match,omitempty"`
+	Split         []*WeightedSubset      `protobuf:"bytes,3,rep,name=split,proto3" json:"split,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RouteRule) Reset() {
+	*x = RouteRule{}
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouteRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouteRule) ProtoMessage() {}
+
+func (x *RouteRule) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouteRule.ProtoReflect.Descriptor instead.
+func (*RouteRule) Descriptor() ([]byte, []int) {
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RouteRule) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RouteRule) GetMatch() *RouteMatch {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+func (x *RouteRule) GetSplit() []*WeightedSubset {
+	if x != nil {
+		return x.Split
+	}
+	return nil
+}
+
+// RouteMatch holds when every part given holds.
+type RouteMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PathPrefix    string                 `protobuf:"bytes,1,opt,name=path_prefix,json=pathPrefix,proto3" json:"path_prefix,omitempty"`
+	Headers       []*HeaderMatch         `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RouteMatch) Reset() {
+	*x = RouteMatch{}
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouteMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouteMatch) ProtoMessage() {}
+
+func (x *RouteMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
+func (*RouteMatch) Descriptor() ([]byte, []int) {
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RouteMatch) GetPathPrefix() string {
+	if x != nil {
+		return x.PathPrefix
+	}
+	return ""
+}
+
+func (x *RouteMatch) GetHeaders() []*HeaderMatch {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+// HeaderMatch: header name (case-insensitive) equal to exact, or
+// matching regex (RE2, anchored), or present when both are empty.
+type HeaderMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Exact         string                 `protobuf:"bytes,2,opt,name=exact,proto3" json:"exact,omitempty"`
+	Regex         string                 `protobuf:"bytes,3,opt,name=regex,proto3" json:"regex,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeaderMatch) Reset() {
+	*x = HeaderMatch{}
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeaderMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeaderMatch) ProtoMessage() {}
+
+func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeaderMatch.ProtoReflect.Descriptor instead.
+func (*HeaderMatch) Descriptor() ([]byte, []int) {
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *HeaderMatch) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HeaderMatch) GetExact() string {
+	if x != nil {
+		return x.Exact
+	}
+	return ""
+}
+
+func (x *HeaderMatch) GetRegex() string {
+	if x != nil {
+		return x.Regex
+	}
+	return ""
+}
+
 // AppCheck is the stage-1 check of one published app.
 type AppCheck struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1152,7 +1601,7 @@ type AppCheck struct {
 
 func (x *AppCheck) Reset() {
 	*x = AppCheck{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[12]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1613,7 @@ func (x *AppCheck) String() string {
 func (*AppCheck) ProtoMessage() {}
 
 func (x *AppCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[12]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1626,7 @@ func (x *AppCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppCheck.ProtoReflect.Descriptor instead.
 func (*AppCheck) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{12}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AppCheck) GetService() string {
@@ -1229,7 +1678,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[13]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1690,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[13]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1703,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{13}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Status) GetAppliedVersion() uint64 {
@@ -1300,7 +1749,7 @@ type ListenerStatus struct {
 
 func (x *ListenerStatus) Reset() {
 	*x = ListenerStatus{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[14]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1761,7 @@ func (x *ListenerStatus) String() string {
 func (*ListenerStatus) ProtoMessage() {}
 
 func (x *ListenerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[14]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1774,7 @@ func (x *ListenerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerStatus.ProtoReflect.Descriptor instead.
 func (*ListenerStatus) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{14}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListenerStatus) GetListen() string {
@@ -1368,7 +1817,7 @@ type EndpointHealth struct {
 
 func (x *EndpointHealth) Reset() {
 	*x = EndpointHealth{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[15]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1829,7 @@ func (x *EndpointHealth) String() string {
 func (*EndpointHealth) ProtoMessage() {}
 
 func (x *EndpointHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[15]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1842,7 @@ func (x *EndpointHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointHealth.ProtoReflect.Descriptor instead.
 func (*EndpointHealth) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{15}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EndpointHealth) GetService() string {
@@ -1432,7 +1881,7 @@ type AppHealth struct {
 
 func (x *AppHealth) Reset() {
 	*x = AppHealth{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[16]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +1893,7 @@ func (x *AppHealth) String() string {
 func (*AppHealth) ProtoMessage() {}
 
 func (x *AppHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[16]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,7 +1906,7 @@ func (x *AppHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppHealth.ProtoReflect.Descriptor instead.
 func (*AppHealth) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{16}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AppHealth) GetService() string {
@@ -1526,12 +1975,17 @@ const file_detour_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x0eEgressListener\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
 	"\x06listen\x18\x02 \x01(\tR\x06listen\x127\n" +
-	"\bprotocol\x18\x03 \x01(\x0e2\x1b.detour.sidecar.v1.ProtocolR\bprotocol\"\x94\x01\n" +
+	"\bprotocol\x18\x03 \x01(\x0e2\x1b.detour.sidecar.v1.ProtocolR\bprotocol\"\xcb\x01\n" +
 	"\x0fIngressListener\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
 	"\x06listen\x18\x02 \x01(\tR\x06listen\x12\x16\n" +
 	"\x06target\x18\x03 \x01(\tR\x06target\x127\n" +
-	"\bprotocol\x18\x04 \x01(\x0e2\x1b.detour.sidecar.v1.ProtocolR\bprotocol\"\xb2\x03\n" +
+	"\bprotocol\x18\x04 \x01(\x0e2\x1b.detour.sidecar.v1.ProtocolR\bprotocol\x125\n" +
+	"\x05limit\x18\x05 \x01(\v2\x1f.detour.sidecar.v1.InboundLimitR\x05limit\"]\n" +
+	"\fInboundLimit\x12\x10\n" +
+	"\x03rps\x18\x01 \x01(\x01R\x03rps\x12\x14\n" +
+	"\x05burst\x18\x02 \x01(\rR\x05burst\x12%\n" +
+	"\x0emax_concurrent\x18\x03 \x01(\rR\rmaxConcurrent\"\xe5\x03\n" +
 	"\aCluster\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x127\n" +
 	"\bprotocol\x18\x02 \x01(\x0e2\x1b.detour.sidecar.v1.ProtocolR\bprotocol\x129\n" +
@@ -1540,14 +1994,19 @@ const file_detour_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x0frequest_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0erequestTimeout\x12\x18\n" +
 	"\aretries\x18\x06 \x01(\rR\aretries\x12A\n" +
 	"\fhealth_check\x18\a \x01(\v2\x1e.detour.sidecar.v1.HealthCheckR\vhealthCheck\x124\n" +
-	"\aoutlier\x18\b \x01(\v2\x1a.detour.sidecar.v1.OutlierR\aoutlier\"\x86\x01\n" +
+	"\aoutlier\x18\b \x01(\v2\x1a.detour.sidecar.v1.OutlierR\aoutlier\x121\n" +
+	"\x06routes\x18\t \x01(\v2\x19.detour.sidecar.v1.RoutesR\x06routes\"\x8a\x02\n" +
 	"\bEndpoint\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x19\n" +
 	"\bapp_addr\x18\x02 \x01(\tR\aappAddr\x12\x16\n" +
 	"\x06weight\x18\x03 \x01(\rR\x06weight\x12\x1f\n" +
 	"\vhealth_port\x18\x04 \x01(\rR\n" +
 	"healthPort\x12\x12\n" +
-	"\x04mesh\x18\x05 \x01(\bR\x04mesh\"\xd7\x01\n" +
+	"\x04mesh\x18\x05 \x01(\bR\x04mesh\x12E\n" +
+	"\bmetadata\x18\x06 \x03(\v2).detour.sidecar.v1.Endpoint.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd7\x01\n" +
 	"\vHealthCheck\x125\n" +
 	"\binterval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12/\n" +
@@ -1559,7 +2018,34 @@ const file_detour_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x11max_ejection_time\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fmaxEjectionTime\x120\n" +
 	"\x14max_ejection_percent\x18\x04 \x01(\rR\x12maxEjectionPercent\x12'\n" +
 	"\x0fpanic_threshold\x18\x05 \x01(\rR\x0epanicThreshold\x12G\n" +
-	"\x12first_byte_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x10firstByteTimeout\"\x9a\x01\n" +
+	"\x12first_byte_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x10firstByteTimeout\"\xd1\x01\n" +
+	"\x06Routes\x123\n" +
+	"\asubsets\x18\x01 \x03(\v2\x19.detour.sidecar.v1.SubsetR\asubsets\x12%\n" +
+	"\x0edefault_subset\x18\x02 \x01(\tR\rdefaultSubset\x127\n" +
+	"\x05split\x18\x03 \x03(\v2!.detour.sidecar.v1.WeightedSubsetR\x05split\x122\n" +
+	"\x05rules\x18\x04 \x03(\v2\x1c.detour.sidecar.v1.RouteRuleR\x05rules\"\x96\x01\n" +
+	"\x06Subset\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12=\n" +
+	"\x06labels\x18\x02 \x03(\v2%.detour.sidecar.v1.Subset.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +
+	"\x0eWeightedSubset\x12\x16\n" +
+	"\x06subset\x18\x01 \x01(\tR\x06subset\x12\x16\n" +
+	"\x06weight\x18\x02 \x01(\rR\x06weight\"\x8d\x01\n" +
+	"\tRouteRule\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
+	"\x05match\x18\x02 \x01(\v2\x1d.detour.sidecar.v1.RouteMatchR\x05match\x127\n" +
+	"\x05split\x18\x03 \x03(\v2!.detour.sidecar.v1.WeightedSubsetR\x05split\"g\n" +
+	"\n" +
+	"RouteMatch\x12\x1f\n" +
+	"\vpath_prefix\x18\x01 \x01(\tR\n" +
+	"pathPrefix\x128\n" +
+	"\aheaders\x18\x02 \x03(\v2\x1e.detour.sidecar.v1.HeaderMatchR\aheaders\"M\n" +
+	"\vHeaderMatch\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05exact\x18\x02 \x01(\tR\x05exact\x12\x14\n" +
+	"\x05regex\x18\x03 \x01(\tR\x05regex\"\x9a\x01\n" +
 	"\bAppCheck\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12\x12\n" +
@@ -1614,7 +2100,7 @@ func file_detour_sidecar_v1_sidecar_proto_rawDescGZIP() []byte {
 }
 
 var file_detour_sidecar_v1_sidecar_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_detour_sidecar_v1_sidecar_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_detour_sidecar_v1_sidecar_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_detour_sidecar_v1_sidecar_proto_goTypes = []any{
 	(Protocol)(0),               // 0: detour.sidecar.v1.Protocol
 	(EndpointHealth_State)(0),   // 1: detour.sidecar.v1.EndpointHealth.State
@@ -1626,52 +2112,71 @@ var file_detour_sidecar_v1_sidecar_proto_goTypes = []any{
 	(*Snapshot)(nil),            // 7: detour.sidecar.v1.Snapshot
 	(*EgressListener)(nil),      // 8: detour.sidecar.v1.EgressListener
 	(*IngressListener)(nil),     // 9: detour.sidecar.v1.IngressListener
-	(*Cluster)(nil),             // 10: detour.sidecar.v1.Cluster
-	(*Endpoint)(nil),            // 11: detour.sidecar.v1.Endpoint
-	(*HealthCheck)(nil),         // 12: detour.sidecar.v1.HealthCheck
-	(*Outlier)(nil),             // 13: detour.sidecar.v1.Outlier
-	(*AppCheck)(nil),            // 14: detour.sidecar.v1.AppCheck
-	(*Status)(nil),              // 15: detour.sidecar.v1.Status
-	(*ListenerStatus)(nil),      // 16: detour.sidecar.v1.ListenerStatus
-	(*EndpointHealth)(nil),      // 17: detour.sidecar.v1.EndpointHealth
-	(*AppHealth)(nil),           // 18: detour.sidecar.v1.AppHealth
-	(*durationpb.Duration)(nil), // 19: google.protobuf.Duration
+	(*InboundLimit)(nil),        // 10: detour.sidecar.v1.InboundLimit
+	(*Cluster)(nil),             // 11: detour.sidecar.v1.Cluster
+	(*Endpoint)(nil),            // 12: detour.sidecar.v1.Endpoint
+	(*HealthCheck)(nil),         // 13: detour.sidecar.v1.HealthCheck
+	(*Outlier)(nil),             // 14: detour.sidecar.v1.Outlier
+	(*Routes)(nil),              // 15: detour.sidecar.v1.Routes
+	(*Subset)(nil),              // 16: detour.sidecar.v1.Subset
+	(*WeightedSubset)(nil),      // 17: detour.sidecar.v1.WeightedSubset
+	(*RouteRule)(nil),           // 18: detour.sidecar.v1.RouteRule
+	(*RouteMatch)(nil),          // 19: detour.sidecar.v1.RouteMatch
+	(*HeaderMatch)(nil),         // 20: detour.sidecar.v1.HeaderMatch
+	(*AppCheck)(nil),            // 21: detour.sidecar.v1.AppCheck
+	(*Status)(nil),              // 22: detour.sidecar.v1.Status
+	(*ListenerStatus)(nil),      // 23: detour.sidecar.v1.ListenerStatus
+	(*EndpointHealth)(nil),      // 24: detour.sidecar.v1.EndpointHealth
+	(*AppHealth)(nil),           // 25: detour.sidecar.v1.AppHealth
+	nil,                         // 26: detour.sidecar.v1.Endpoint.MetadataEntry
+	nil,                         // 27: detour.sidecar.v1.Subset.LabelsEntry
+	(*durationpb.Duration)(nil), // 28: google.protobuf.Duration
 }
 var file_detour_sidecar_v1_sidecar_proto_depIdxs = []int32{
 	4,  // 0: detour.sidecar.v1.SidecarMessage.hello:type_name -> detour.sidecar.v1.Hello
 	5,  // 1: detour.sidecar.v1.SidecarMessage.ack:type_name -> detour.sidecar.v1.Ack
 	6,  // 2: detour.sidecar.v1.SidecarMessage.nack:type_name -> detour.sidecar.v1.Nack
-	15, // 3: detour.sidecar.v1.SidecarMessage.status:type_name -> detour.sidecar.v1.Status
+	22, // 3: detour.sidecar.v1.SidecarMessage.status:type_name -> detour.sidecar.v1.Status
 	7,  // 4: detour.sidecar.v1.AgentMessage.snapshot:type_name -> detour.sidecar.v1.Snapshot
 	8,  // 5: detour.sidecar.v1.Snapshot.egress:type_name -> detour.sidecar.v1.EgressListener
 	9,  // 6: detour.sidecar.v1.Snapshot.ingress:type_name -> detour.sidecar.v1.IngressListener
-	10, // 7: detour.sidecar.v1.Snapshot.clusters:type_name -> detour.sidecar.v1.Cluster
-	14, // 8: detour.sidecar.v1.Snapshot.app_checks:type_name -> detour.sidecar.v1.AppCheck
+	11, // 7: detour.sidecar.v1.Snapshot.clusters:type_name -> detour.sidecar.v1.Cluster
+	21, // 8: detour.sidecar.v1.Snapshot.app_checks:type_name -> detour.sidecar.v1.AppCheck
 	0,  // 9: detour.sidecar.v1.EgressListener.protocol:type_name -> detour.sidecar.v1.Protocol
 	0,  // 10: detour.sidecar.v1.IngressListener.protocol:type_name -> detour.sidecar.v1.Protocol
-	0,  // 11: detour.sidecar.v1.Cluster.protocol:type_name -> detour.sidecar.v1.Protocol
-	11, // 12: detour.sidecar.v1.Cluster.endpoints:type_name -> detour.sidecar.v1.Endpoint
-	19, // 13: detour.sidecar.v1.Cluster.connect_timeout:type_name -> google.protobuf.Duration
-	19, // 14: detour.sidecar.v1.Cluster.request_timeout:type_name -> google.protobuf.Duration
-	12, // 15: detour.sidecar.v1.Cluster.health_check:type_name -> detour.sidecar.v1.HealthCheck
-	13, // 16: detour.sidecar.v1.Cluster.outlier:type_name -> detour.sidecar.v1.Outlier
-	19, // 17: detour.sidecar.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	19, // 18: detour.sidecar.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	19, // 19: detour.sidecar.v1.Outlier.base_ejection_time:type_name -> google.protobuf.Duration
-	19, // 20: detour.sidecar.v1.Outlier.max_ejection_time:type_name -> google.protobuf.Duration
-	19, // 21: detour.sidecar.v1.Outlier.first_byte_timeout:type_name -> google.protobuf.Duration
-	12, // 22: detour.sidecar.v1.AppCheck.check:type_name -> detour.sidecar.v1.HealthCheck
-	16, // 23: detour.sidecar.v1.Status.listeners:type_name -> detour.sidecar.v1.ListenerStatus
-	17, // 24: detour.sidecar.v1.Status.endpoints:type_name -> detour.sidecar.v1.EndpointHealth
-	18, // 25: detour.sidecar.v1.Status.apps:type_name -> detour.sidecar.v1.AppHealth
-	1,  // 26: detour.sidecar.v1.EndpointHealth.state:type_name -> detour.sidecar.v1.EndpointHealth.State
-	2,  // 27: detour.sidecar.v1.SidecarControl.Control:input_type -> detour.sidecar.v1.SidecarMessage
-	3,  // 28: detour.sidecar.v1.SidecarControl.Control:output_type -> detour.sidecar.v1.AgentMessage
-	28, // [28:29] is the sub-list for method output_type
-	27, // [27:28] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	10, // 11: detour.sidecar.v1.IngressListener.limit:type_name -> detour.sidecar.v1.InboundLimit
+	0,  // 12: detour.sidecar.v1.Cluster.protocol:type_name -> detour.sidecar.v1.Protocol
+	12, // 13: detour.sidecar.v1.Cluster.endpoints:type_name -> detour.sidecar.v1.Endpoint
+	28, // 14: detour.sidecar.v1.Cluster.connect_timeout:type_name -> google.protobuf.Duration
+	28, // 15: detour.sidecar.v1.Cluster.request_timeout:type_name -> google.protobuf.Duration
+	13, // 16: detour.sidecar.v1.Cluster.health_check:type_name -> detour.sidecar.v1.HealthCheck
+	14, // 17: detour.sidecar.v1.Cluster.outlier:type_name -> detour.sidecar.v1.Outlier
+	15, // 18: detour.sidecar.v1.Cluster.routes:type_name -> detour.sidecar.v1.Routes
+	26, // 19: detour.sidecar.v1.Endpoint.metadata:type_name -> detour.sidecar.v1.Endpoint.MetadataEntry
+	28, // 20: detour.sidecar.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	28, // 21: detour.sidecar.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	28, // 22: detour.sidecar.v1.Outlier.base_ejection_time:type_name -> google.protobuf.Duration
+	28, // 23: detour.sidecar.v1.Outlier.max_ejection_time:type_name -> google.protobuf.Duration
+	28, // 24: detour.sidecar.v1.Outlier.first_byte_timeout:type_name -> google.protobuf.Duration
+	16, // 25: detour.sidecar.v1.Routes.subsets:type_name -> detour.sidecar.v1.Subset
+	17, // 26: detour.sidecar.v1.Routes.split:type_name -> detour.sidecar.v1.WeightedSubset
+	18, // 27: detour.sidecar.v1.Routes.rules:type_name -> detour.sidecar.v1.RouteRule
+	27, // 28: detour.sidecar.v1.Subset.labels:type_name -> detour.sidecar.v1.Subset.LabelsEntry
+	19, // 29: detour.sidecar.v1.RouteRule.match:type_name -> detour.sidecar.v1.RouteMatch
+	17, // 30: detour.sidecar.v1.RouteRule.split:type_name -> detour.sidecar.v1.WeightedSubset
+	20, // 31: detour.sidecar.v1.RouteMatch.headers:type_name -> detour.sidecar.v1.HeaderMatch
+	13, // 32: detour.sidecar.v1.AppCheck.check:type_name -> detour.sidecar.v1.HealthCheck
+	23, // 33: detour.sidecar.v1.Status.listeners:type_name -> detour.sidecar.v1.ListenerStatus
+	24, // 34: detour.sidecar.v1.Status.endpoints:type_name -> detour.sidecar.v1.EndpointHealth
+	25, // 35: detour.sidecar.v1.Status.apps:type_name -> detour.sidecar.v1.AppHealth
+	1,  // 36: detour.sidecar.v1.EndpointHealth.state:type_name -> detour.sidecar.v1.EndpointHealth.State
+	2,  // 37: detour.sidecar.v1.SidecarControl.Control:input_type -> detour.sidecar.v1.SidecarMessage
+	3,  // 38: detour.sidecar.v1.SidecarControl.Control:output_type -> detour.sidecar.v1.AgentMessage
+	38, // [38:39] is the sub-list for method output_type
+	37, // [37:38] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_detour_sidecar_v1_sidecar_proto_init() }
@@ -1694,7 +2199,7 @@ func file_detour_sidecar_v1_sidecar_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_detour_sidecar_v1_sidecar_proto_rawDesc), len(file_detour_sidecar_v1_sidecar_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
