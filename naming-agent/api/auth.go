@@ -34,9 +34,10 @@ func (e errUnauthenticated) Unwrap() error { return agent.ErrForbidden }
 // auth decides whether a mutation may go ahead. Reads (resolve, status,
 // metrics) need no token: they are what every app on the host does.
 type auth struct {
-	master [32]byte // sha256 of the full token; zero: none
-	hasAll bool
-	scoped []scoped
+	master   [32]byte // sha256 of the full token; zero: none
+	hasAll   bool
+	scoped   []scoped
+	forReads bool // api.token_for_reads
 }
 
 type scoped struct {
@@ -45,7 +46,7 @@ type scoped struct {
 }
 
 func newAuth(c config.API) *auth {
-	a := &auth{}
+	a := &auth{forReads: c.TokenForReads}
 	if c.Token != "" {
 		a.master, a.hasAll = sha256.Sum256([]byte(c.Token.Reveal())), true
 	}

@@ -283,3 +283,43 @@ func TestBrowserRefused(t *testing.T) {
 		t.Errorf("typed URL: %d", got)
 	}
 }
+
+// TestTokenForReads: with api.token_for_reads, a resolve (which
+// subscribes and takes an egress port), status and metrics need a valid
+// token too, over HTTP and gRPC; a scoped token reads.
+func TestTokenForReads(t *testing.T) {
+	e := newEnvWith(t, func(c *config.Config) { withTokens(c); c.API.TokenForReads = true })
+	ts := httptest.NewServer(HTTPHandler(e.a, e.cfg.API, zap.NewNop()))
+	defer ts.Close()
+	for _, path := range []string{"/v1/resolve?service=junk", "/v1/status", "/metrics"} {
+		if got := doAuth(t, ts, "GET", path, "", nil); got != 401 {
+			t.Errorf("GET %s without a token: %d, want 401", path, got)
+		}
+		if got := doAuth(t, ts, "GET", path, "", map[string]string{TokenHeader: ordersToken}); got != 200 {
+			t.Errorf("GET %s with a scoped token: %d, want 200", path, got)
+		}
+	}
+	c := agentpb.NewAgentClient(serveGRPCWith(t, e, WithAuth(e.cfg.API)))
+	bg := context.Background()
+	if _, err := c.Resolve(bg, &agentpb.ResolveRequest{Service: "junk2"}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("gRPC Resolve without a token: %v", err)
+	}
+	if _, err := c.Status(bg, &agentpb.StatusRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("gRPC Status without a token: %v", err)
+	}
+	sub, err := c.Subscribe(bg, &agentpb.SubscribeRequest{Service: "junk3"})
+	if err == nil {
+		_, err = sub.Recv()
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("gRPC Subscribe without a token: %v", err)
+	}
+	for _, s := range e.a.Status().Subscriptions {
+		if s.Service != "junk" {
+			t.Errorf("subscribed %s without a token", s.Service)
+		}
+	}
+	if _, err := c.Status(metadata.AppendToOutgoingContext(bg, "x-detour-token", fullToken), &agentpb.StatusRequest{}); err != nil {
+		t.Errorf("gRPC Status with the token: %v", err)
+	}
+}

@@ -23,6 +23,14 @@ type agentServer struct {
 	auth *auth // mutations need the token when it is set (auth.go)
 }
 
+// read asks a valid token of a read when api.token_for_reads is set.
+func (s *agentServer) read(ctx context.Context) error {
+	if s.auth == nil || !s.auth.forReads {
+		return nil
+	}
+	return s.auth.check(grpcToken(ctx))
+}
+
 func (s *agentServer) Publish(ctx context.Context, req *agentpb.PublishRequest) (*agentpb.Publication, error) {
 	if err := s.auth.allow(grpcToken(ctx), req.GetService(), int(req.GetPort())); err != nil {
 		return nil, grpcError(err)
@@ -59,6 +67,9 @@ func (s *agentServer) Unsubscribe(ctx context.Context, req *agentpb.UnsubscribeR
 }
 
 func (s *agentServer) Resolve(ctx context.Context, req *agentpb.ResolveRequest) (*agentpb.Answer, error) {
+	if err := s.read(ctx); err != nil {
+		return nil, grpcError(err)
+	}
 	ans, err := s.a.Resolve(ctx, req.GetService())
 	if err != nil {
 		return nil, grpcError(err)
@@ -67,6 +78,9 @@ func (s *agentServer) Resolve(ctx context.Context, req *agentpb.ResolveRequest) 
 }
 
 func (s *agentServer) Subscribe(req *agentpb.SubscribeRequest, stream agentpb.Agent_SubscribeServer) error {
+	if err := s.read(stream.Context()); err != nil {
+		return grpcError(err)
+	}
 	err := s.a.Subscribe(stream.Context(), req.GetService(), req.GetRevision(), func(ans agent.Answer) error {
 		return stream.Send(answerPB(ans))
 	})
@@ -87,6 +101,9 @@ func (s *agentServer) SetMesh(ctx context.Context, req *agentpb.SetMeshRequest) 
 }
 
 func (s *agentServer) Status(ctx context.Context, req *agentpb.StatusRequest) (*agentpb.StatusResponse, error) {
+	if err := s.read(ctx); err != nil {
+		return nil, grpcError(err)
+	}
 	st := s.a.Status()
 	out := &agentpb.StatusResponse{
 		HostIp: st.HostIP,

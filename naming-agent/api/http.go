@@ -33,10 +33,10 @@ func HTTPHandler(a *agent.Agent, cfg config.API, log *zap.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/publish", h.method(http.MethodPost, h.mutating(h.publish)))
 	mux.HandleFunc("/v1/unpublish", h.method(http.MethodPost, h.mutating(h.unpublish)))
-	mux.HandleFunc("/v1/resolve", h.method(http.MethodGet, h.resolve))
-	mux.HandleFunc("/v1/status", h.method(http.MethodGet, h.status))
+	mux.HandleFunc("/v1/resolve", h.method(http.MethodGet, h.reading(h.resolve)))
+	mux.HandleFunc("/v1/status", h.method(http.MethodGet, h.reading(h.status)))
 	mux.HandleFunc("/v1/services/", h.services)
-	mux.Handle("/metrics", promhttp.HandlerFor(a.Metrics().Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", h.reading(promhttp.HandlerFor(a.Metrics().Registry, promhttp.HandlerOpts{}).ServeHTTP))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -48,6 +48,14 @@ type httpAPI struct {
 	cfg  config.API
 	log  *zap.Logger
 	auth *auth
+}
+
+// reading asks a valid token of a read when api.token_for_reads is set.
+func (h *httpAPI) reading(f http.HandlerFunc) http.HandlerFunc {
+	if !h.cfg.TokenForReads {
+		return f
+	}
+	return h.mutating(f) // any valid token: a scoped one reads everything
 }
 
 // mutating refuses a change without a valid token (401, before the body

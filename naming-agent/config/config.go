@@ -190,6 +190,9 @@ type API struct {
 	TokenFile string `yaml:"token_file"`
 	// ScopedTokens may mutate only the services and ports they name.
 	ScopedTokens []ScopedToken `yaml:"scoped_tokens"`
+	// TokenForReads asks any valid token of reads too (resolve, status,
+	// metrics, Subscribe): a resolve subscribes and takes an egress port.
+	TokenForReads bool `yaml:"token_for_reads"`
 	// AllowedPorts, when set, are the only app ports anyone (API or front
 	// end) may publish. The agent's and sidecar's own ports are refused
 	// always.

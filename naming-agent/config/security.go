@@ -203,6 +203,9 @@ func (c Config) validateSecurity(bad func(string, string, ...any)) {
 			checkRange(bad, fmt.Sprintf("%s.ports[%d]", field, j), r)
 		}
 	}
+	if c.API.TokenForReads && !c.API.Protected() {
+		bad("api.token_for_reads", "needs api.token_file, $%s or a scoped token", TokenEnv)
+	}
 	for j, r := range c.API.AllowedPorts {
 		checkRange(bad, fmt.Sprintf("api.allowed_ports[%d]", j), r)
 	}

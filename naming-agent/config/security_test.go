@@ -155,3 +155,15 @@ api:
 		t.Errorf("scoped token without a file: %v", err)
 	}
 }
+
+func TestTokenForReadsNeedsToken(t *testing.T) {
+	c := Default()
+	c.API.TokenForReads = true
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "api.token_for_reads: needs api.token_file") {
+		t.Errorf("token_for_reads without a token: %v", err)
+	}
+	c.API.Token = "t"
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+}
