@@ -82,7 +82,7 @@ func run(args []string) error {
 
 	cfg := shim.Default()
 	cfg.Agent = *agent
-	c, err := shim.New(cfg)
+	c, err := shim.New(cfg, shim.WithToken(os.Getenv(shim.TokenEnv))) // for an agent with api.token_for_reads
 	if err != nil {
 		return err
 	}
