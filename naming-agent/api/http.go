@@ -28,6 +28,9 @@ import (
 //
 // Errors are {"error": "..."} with a 4xx or 5xx status. A request body over
 // cfg.MaxBodyBytes never reaches a handler: httpbody.Limit answers 413.
+// With cfg.Token (or scoped tokens) the changes need X-Detour-Token or
+// Authorization: Bearer (401, 403 out of a scoped token's scope), reads
+// too with cfg.TokenForReads; a request from a web page is 403 (auth.go).
 func HTTPHandler(a *agent.Agent, cfg config.API, log *zap.Logger) http.Handler {
 	h := &httpAPI{a: a, cfg: cfg, log: log.Named("api.http"), auth: newAuth(cfg)}
 	mux := http.NewServeMux()
