@@ -160,19 +160,3 @@ func checkSidecar(ctx context.Context, secret config.Secret, a *auth) error {
 	}
 	return errUnauthenticated{"the sidecar secret is not this agent's (it is made anew at each agent start; the sidecar rereads it at each redial)"}
 }
-
-// refuseBrowsers answers 403 to any request a web page made: one with an
-// Origin header, or with a Sec-Fetch-Site other than "none" (typed in the
-// address bar). Loopback does not keep a browser out: a page the host's
-// user opens may POST to 127.0.0.1:7700 without a CORS preflight
-// (text/plain, form bodies), and DNS rebinding lets it read the answers.
-// No client of the API (the SDK, detourctl, curl) sends these headers.
-func refuseBrowsers(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Origin") != "" || (r.Header.Get("Sec-Fetch-Site") != "" && r.Header.Get("Sec-Fetch-Site") != "none") {
-			writeError(w, http.StatusForbidden, "requests from web pages are refused: the agent's API is for the host's apps and tools")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/detourmesh/detour/internal/httpbody"
+	"github.com/detourmesh/detour/internal/nobrowser"
 	"github.com/detourmesh/detour/naming-agent/agent"
 	"github.com/detourmesh/detour/naming-agent/config"
 )
@@ -23,6 +24,7 @@ import (
 //	POST /v1/unpublish               {"service","port"}
 //	GET  /v1/resolve?service=S[&revision=N&wait=30s]
 //	PUT  /v1/services/S/mesh         {"enabled": bool}
+//	GET|PUT|DELETE /v1/services/S/routes, /v1/services/S/limits (governance.go)
 //	GET  /v1/status
 //	GET  /metrics
 //
@@ -43,7 +45,7 @@ func HTTPHandler(a *agent.Agent, cfg config.API, log *zap.Logger) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return refuseBrowsers(httpbody.Limit(cfg.MaxBodyBytes, mux))
+	return nobrowser.Refuse(httpbody.Limit(cfg.MaxBodyBytes, mux))
 }
 
 type httpAPI struct {
@@ -168,6 +170,8 @@ func (h *httpAPI) services(w http.ResponseWriter, r *http.Request) {
 		h.method(http.MethodPut, h.mutating(func(w http.ResponseWriter, r *http.Request) { h.mesh(w, r, svc) }))(w, r)
 	case "subscription":
 		h.method(http.MethodDelete, h.mutating(func(w http.ResponseWriter, r *http.Request) { h.unsubscribe(w, r, svc) }))(w, r)
+	case "routes", "limits":
+		h.governance(w, r, svc, tail)
 	default:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (PUT /v1/services/SERVICE/mesh, DELETE /v1/services/SERVICE/subscription)", r.Method, r.URL.Path))
 	}
