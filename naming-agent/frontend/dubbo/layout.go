@@ -116,46 +116,86 @@ func weightOf(s string) uint32 {
 }
 
 // Children is the providers directory of service as its consumers on
-// this host read it: one node per instance, the instance's own URL (its
-// scheme, parameters and weight) at the local egress while the mesh
-// carries the service, at its real address otherwise. Several instances
-// behind one egress stay several nodes: they differ in their parameters,
-// so consumers filter them by group and version as they would, and the
-// egress balances over all of them (an L4 egress cannot route by group or
-// version: a service with several under one interface needs the mesh off
-// until the sidecar speaks Dubbo). Sorted, without duplicates.
-func Children(service string, v frontend.View) []string {
-	seen := map[string]bool{}
-	out := make([]string, 0, len(v.Instances))
-	for _, in := range v.Instances {
-		addr := in.Addr
-		if v.Mesh {
-			addr = v.Egress
+// this host read it, prev being the answer before (nil at first).
+//
+// At the real addresses (fallback, mesh off) it is one node per
+// instance, the instance's own URL: scheme, parameters and weight.
+//
+// Behind the egress it is one node per (scheme, group, version): Dubbo's
+// consumers key a provider by protocol, address, interface, group and
+// version (dubbo-go's URL.Key), so two URLs at the one egress address
+// with the same key are one provider to them, and the deletion of either
+// drops it (dubbo-go handles a child change as adds, then deletes). The
+// node shown is the URL of the first instance by address, kept while its
+// key has instances so a consumer sees no change when instances come and
+// go; the egress balances over all of them. It carries retries=0: the
+// sidecar retries what is safe, once (the design's retry push-back), for
+// consumers that set no retries of their own. Sorted, without duplicates.
+func Children(service string, v frontend.View, prev []string) []string {
+	if !v.Mesh {
+		out := make([]string, 0, len(v.Instances))
+		for _, in := range v.Instances {
+			if name, ok := nodeName(service, in, in.Addr, nil); ok {
+				out = append(out, name)
+			}
 		}
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	kept := map[string]string{} // key -> a node shown before at this egress
+	for _, name := range prev {
+		if u, err := dubbourl.ParseNodeName(name); err == nil && net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) == v.Egress {
+			kept[keyOf(u.Protocol, u.Params)] = name
+		}
+	}
+	shown := map[string]bool{}
+	out := make([]string, 0, 1)
+	for _, in := range v.Instances { // sorted by Addr: the first of a key is its node
+		k := keyOf(schemeOf(in.Protocol), in.Metadata)
+		if shown[k] {
 			continue
 		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			continue
+		name, ok := kept[k]
+		if !ok {
+			if name, ok = nodeName(service, in, v.Egress, map[string]string{"retries": "0"}); !ok {
+				continue
+			}
 		}
-		params := make(map[string]string, len(in.Metadata)+4)
-		for k, val := range in.Metadata {
-			params[k] = val
-		}
-		params["interface"] = service
-		params["side"] = "provider"
-		params["anyhost"] = "false"
-		params["weight"] = strconv.FormatUint(uint64(in.Weight), 10)
-		name := dubbourl.URL{Protocol: schemeOf(in.Protocol), Host: host, Port: p, Path: service, Params: params}.NodeName()
-		if !seen[name] {
-			seen[name] = true
-			out = append(out, name)
-		}
+		shown[k] = true
+		out = append(out, name)
 	}
 	slices.Sort(out)
 	return out
+}
+
+// keyOf is what a Dubbo consumer tells providers at one address apart by.
+func keyOf(scheme string, params map[string]string) string {
+	return scheme + "\x00" + params["group"] + "\x00" + params["version"]
+}
+
+// nodeName is in's URL at addr as a providers node name, with extra
+// parameters set.
+func nodeName(service string, in frontend.Instance, addr string, extra map[string]string) (string, bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", false
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", false
+	}
+	params := make(map[string]string, len(in.Metadata)+4+len(extra))
+	for k, val := range in.Metadata {
+		params[k] = val
+	}
+	params["interface"] = service
+	params["side"] = "provider"
+	params["anyhost"] = "false"
+	params["weight"] = strconv.FormatUint(uint64(in.Weight), 10)
+	for k, val := range extra {
+		params[k] = val
+	}
+	return dubbourl.URL{Protocol: schemeOf(in.Protocol), Host: host, Port: p, Path: service, Params: params}.NodeName(), true
 }
 
 func schemeOf(protocol string) string {

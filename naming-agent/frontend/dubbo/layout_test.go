@@ -3,6 +3,7 @@ package dubbo
 import (
 	"maps"
 	"net/url"
+	"slices"
 	"testing"
 
 	"github.com/detourmesh/detour/naming-agent/frontend"
@@ -69,15 +70,16 @@ func TestPublicationAndBack(t *testing.T) {
 	// What the registry hands back for it, through the agent.
 	in := frontend.Instance{Addr: "10.20.30.40:20880", Protocol: p.Protocol, Weight: p.Weight, Metadata: p.Metadata}
 	for _, tc := range []struct {
-		name string
-		view frontend.View
-		host string
-		port int
+		name    string
+		view    frontend.View
+		host    string
+		port    int
+		retries string // the push-back behind the egress
 	}{
-		{"mesh: the egress", frontend.View{Mesh: true, Egress: "127.0.0.1:30001", Instances: []frontend.Instance{in}}, "127.0.0.1", 30001},
-		{"fallback: the real address", frontend.View{Instances: []frontend.Instance{in}}, "10.20.30.40", 20880},
+		{"mesh: the egress", frontend.View{Mesh: true, Egress: "127.0.0.1:30001", Instances: []frontend.Instance{in}}, "127.0.0.1", 30001, "0"},
+		{"fallback: the real address", frontend.View{Instances: []frontend.Instance{in}}, "10.20.30.40", 20880, ""},
 	} {
-		kids := Children("com.foo.BarService", tc.view)
+		kids := Children("com.foo.BarService", tc.view, nil)
 		if len(kids) != 1 {
 			t.Fatalf("%s: children %v", tc.name, kids)
 		}
@@ -88,6 +90,9 @@ func TestPublicationAndBack(t *testing.T) {
 		want := maps.Clone(u.Params)
 		delete(want, "timestamp")
 		want["anyhost"] = "false"
+		if tc.retries != "" {
+			want["retries"] = tc.retries
+		}
 		if got.Host != tc.host || got.Port != tc.port || got.Protocol != "dubbo" || got.Path != "com.foo.BarService" || !maps.Equal(got.Params, want) {
 			t.Errorf("%s: %+v\nwant params %v", tc.name, got, want)
 		}
@@ -100,9 +105,9 @@ func TestChildrenScheme(t *testing.T) {
 		{Addr: "10.0.0.2:1", Protocol: "tri", Weight: 100, Metadata: map[string]string{"pid": "1"}}, // the same URL behind the egress
 		{Addr: "10.0.0.3:1", Weight: 100, Metadata: map[string]string{"pid": "3"}},
 	}}
-	kids := Children("S", v)
+	kids := Children("S", v, nil)
 	if len(kids) != 2 {
-		t.Fatalf("children = %v (two distinct URLs)", kids)
+		t.Fatalf("children = %v (one node per scheme)", kids)
 	}
 	schemes := map[string]bool{}
 	for _, k := range kids {
@@ -112,8 +117,57 @@ func TestChildrenScheme(t *testing.T) {
 	if !schemes["tri"] || !schemes["dubbo"] {
 		t.Errorf("schemes = %v", schemes)
 	}
-	if got := Children("S", frontend.View{Instances: []frontend.Instance{{Addr: "bad"}}}); len(got) != 0 {
+	if got := Children("S", frontend.View{Instances: []frontend.Instance{{Addr: "bad"}}}, nil); len(got) != 0 {
 		t.Errorf("an unusable address gave %v", got)
+	}
+}
+
+// TestChildrenBehindEgress: behind the egress a consumer sees one node
+// per (scheme, group, version), and the node stays the same while
+// instances of its key come and go: dubbo-go keys providers by address,
+// group and version, so two nodes of one key at the egress are one
+// provider to it, and deleting either drops that provider.
+func TestChildrenBehindEgress(t *testing.T) {
+	inst := func(addr, version, pid string) frontend.Instance {
+		return frontend.Instance{Addr: addr, Protocol: "dubbo", Weight: 100, Metadata: map[string]string{"version": version, "pid": pid}}
+	}
+	view := func(ins ...frontend.Instance) frontend.View {
+		return frontend.View{Mesh: true, Egress: "127.0.0.1:30001", Instances: ins}
+	}
+	b, c, d := inst("10.0.0.2:1", "1.0", "2"), inst("10.0.0.3:1", "1.0", "3"), inst("10.0.0.4:1", "2.0", "4")
+
+	first := Children("S", view(b, c, d), nil)
+	if len(first) != 2 {
+		t.Fatalf("children = %v, want one per version", first)
+	}
+	versions := map[string]string{} // version -> the pid its node shows
+	node := map[string]string{}     // version -> its node
+	for _, k := range first {
+		u, err := dubbourl.ParseNodeName(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Host != "127.0.0.1" || u.Port != 30001 {
+			t.Errorf("%s: not at the egress", k)
+		}
+		versions[u.Params["version"]] = u.Params["pid"]
+		node[u.Params["version"]] = k
+	}
+	if versions["1.0"] != "2" || versions["2.0"] != "4" {
+		t.Errorf("versions -> pid %v, want the first instance of each", versions)
+	}
+
+	// B goes: the 1.0 node stays as it was (C's URL would differ by pid).
+	if got := Children("S", view(c, d), first); !slices.Equal(got, first) {
+		t.Errorf("after B left: %v, want unchanged %v", got, first)
+	}
+	// Every 2.0 instance goes: its node goes.
+	if got := Children("S", view(c), first); len(got) != 1 || got[0] != node["1.0"] {
+		t.Errorf("after D left: %v", got)
+	}
+	// Fallback: every instance at its own address.
+	if got := Children("S", frontend.View{Instances: []frontend.Instance{b, c, d}}, first); len(got) != 3 {
+		t.Errorf("fallback: %v, want three", got)
 	}
 }
 
@@ -131,7 +185,7 @@ func FuzzProviderRewrite(f *testing.F) {
 		}
 		p := Publication(svc, u, "o")
 		in := frontend.Instance{Addr: "127.0.0.9:1", Protocol: p.Protocol, Weight: max(p.Weight, 1), Metadata: p.Metadata}
-		kids := Children(svc, frontend.View{Mesh: true, Egress: "127.0.0.1:30000", Instances: []frontend.Instance{in}})
+		kids := Children(svc, frontend.View{Mesh: true, Egress: "127.0.0.1:30000", Instances: []frontend.Instance{in}}, nil)
 		if len(kids) != 1 {
 			t.Fatalf("%q: children %v", name, kids)
 		}

@@ -181,8 +181,9 @@ func (r *Rewriter) dir(path string) *dir {
 // watch follows d's service until the rewriter closes.
 func (r *Rewriter) watch(path string, d *dir) {
 	r.follow(d.service, func(v frontend.View) {
-		kids := Children(d.service, v)
-		if old := *d.children.Load(); !slices.Equal(old, kids) {
+		old := *d.children.Load()
+		kids := Children(d.service, v, old)
+		if !slices.Equal(old, kids) {
 			d.children.Store(&kids)
 			if f := r.notify.Load(); f != nil {
 				(*f)(path)
