@@ -2,6 +2,10 @@ package dubbo
 
 import "testing"
 
+// TestOwns: what the pass-through leaves to the rewriter. An app's
+// directory /services/APP is passed through (the provider's persistent
+// create reaches the registry), while Rewriter.Children answers its
+// listing (TestRewriterApp reads it).
 func TestOwns(t *testing.T) {
 	for path, want := range map[string]bool{
 		"/dubbo/org.x.S/providers":                   true,
@@ -16,7 +20,9 @@ func TestOwns(t *testing.T) {
 		"/dubbo/config/dubbo/app.configurators":      false,
 		"/dubbo/app/revision":                        false,
 		"/services":                                  false,
-		"/services/app":                              false,
+		"/services/app/10.0.0.1:20000/x":             true,
+		"/services/app":                              false, // passed through; its listing is the overlay's
+		"/services/":                                 false,
 		"/":                                          false,
 		"":                                           false,
 	} {
