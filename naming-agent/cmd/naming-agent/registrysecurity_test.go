@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/detourmesh/detour/naming-agent/config"
 	"github.com/detourmesh/detour/registry-adapters/nacos/nacostestserver"
@@ -45,6 +49,7 @@ func TestNacosWithAuth(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	core, logs := observer.New(zapcore.DebugLevel)
 	try := func(setup func(*config.Config)) error {
 		cfg := config.Default()
 		cfg.Registry.URL = "nacos://detour@" + srv.Addr()
@@ -53,7 +58,7 @@ func TestNacosWithAuth(t *testing.T) {
 		if err := cfg.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		r, err := newNacos(cfg, zaptest.NewLogger(t), nil, nil)
+		r, err := newNacos(cfg, zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core())), nil, nil)
 		if err != nil {
 			return err
 		}
@@ -69,7 +74,7 @@ func TestNacosWithAuth(t *testing.T) {
 		t.Fatalf("password from the environment: %v", err)
 	}
 	file := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(file, []byte("wrong\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("wrong-pw-Zq81\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := try(func(c *config.Config) {
@@ -77,7 +82,16 @@ func TestNacosWithAuth(t *testing.T) {
 		if err := c.LoadTokens(os.Getenv); err != nil {
 			t.Fatal(err)
 		}
-	}); err == nil || strings.Contains(err.Error(), "wrong") {
+	}); err == nil || strings.Contains(err.Error(), "Zq81") {
 		t.Fatalf("a wrong password from the file: %v", err)
+	}
+	for _, e := range logs.All() {
+		line := e.Message + fmt.Sprint(e.ContextMap())
+		if strings.Contains(line, "Zq81") || strings.Contains(line, "nacos-pw") {
+			t.Errorf("a password is in the log: %s", line)
+		}
+	}
+	if logs.Len() == 0 {
+		t.Log("nothing logged")
 	}
 }
