@@ -3,7 +3,7 @@ GO       ?= go
 BIN      ?= bin
 PKGS     ?= ./...
 
-.PHONY: all build test lint gen bench bench-quick fuzz demo clean
+.PHONY: all build test lint gen bench bench-quick fuzz demo clean package
 
 all: build
 
@@ -46,5 +46,10 @@ demo:
 	$(GO) build -o $(BIN)/detour-demo ./examples/demo
 	@$(BIN)/detour-demo
 
+# dist/detour_*.deb and dist/detour-*.rpm (nfpm v2.48.0 via go run); see
+# packaging/ and docs/OPERATIONS.md.
+package:
+	bash packaging/build.sh
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/lint.sh
+# Packages (issue 23): build .deb/.rpm, lintian, the units' security scores,
+# then dpkg -i on this machine (root), run as the detour user, purge.
+bash packaging/test.sh
 bash scripts/bench-deps.sh # nginx, haproxy, wrk, iperf3 for the quick data-path benchmarks
 # The Curator program (Java Dubbo's ZooKeeper use) that TestCurator runs
 # against the ZooKeeper front end and the real ZooKeeper: a JDK and

@@ -39,7 +39,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, registries(), nil))
+	ctx = restartOnSignal(ctx) // SIGUSR2: stop keeping the registry session (package upgrades)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, registries(), notifyReady)
+	if code == 0 && keepSession.Load() {
+		code = exitRestart
+	}
+	os.Exit(code)
 }
 
 // flags are the command line; those set override the config file.
@@ -47,7 +52,7 @@ type flags struct {
 	config, hostIP, registry, dataDir, httpListen, grpcListen, logLevel string
 	zookeeperListen, nacosListen, etcdListen                            string
 	set                                                                 map[string]bool
-	version                                                             bool
+	version, checkConfig                                                bool
 }
 
 // errUsage: the command line is wrong, and stderr has been told why and
@@ -69,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.etcdListen, "etcd-listen", "", "serve etcd's v3 API to this host's apps here, e.g. 127.0.0.1:2379 (frontends.etcd.listen; off by default; registry etcd:// or embedded)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.BoolVar(&f.checkConfig, "check-config", false, "validate the config file and flags, print each problem as FILE:LINE: field: why, and exit (0 valid, 2 not)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return f, err
@@ -140,8 +146,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, kinds map
 	}
 	cfg, err := loadConfig(f)
 	if err != nil {
-		fmt.Fprintf(stderr, "naming-agent: %v\n", err)
+		if f.config != "" {
+			fmt.Fprintf(stderr, "naming-agent: %s\n", locate(f.config, err))
+		} else {
+			fmt.Fprintf(stderr, "naming-agent: %v\n", err)
+		}
 		return 2
+	}
+	if f.checkConfig {
+		fmt.Fprintf(stdout, "naming-agent: config %s valid\n", f.config)
+		return 0
 	}
 	log, err := newLogger(f.logLevel, stderr)
 	if err != nil {
@@ -205,7 +219,11 @@ func serve(ctx context.Context, cfg config.Config, log *zap.Logger, kinds map[st
 	if err != nil {
 		return err
 	}
-	defer reg.Close()
+	defer func() {
+		if !keepSession.Load() {
+			reg.Close()
+		}
+	}()
 	a, err := agent.New(cfg, reg, agent.WithLogger(log), agent.WithMetrics(metrics))
 	if err != nil {
 		return err

@@ -42,8 +42,10 @@ func main() {
 type flags struct {
 	agent, admin, logLevel string
 	secretFile             string
+	pidFile                string
 	drain                  time.Duration
 	pprof, version         bool
+	checkConfig            bool
 	dp                     dataplane.Config
 }
 
@@ -72,6 +74,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.DurationVar(&f.dp.OutlierInterval, "outlier-interval", f.dp.OutlierInterval, "decay step of the ejection multiplier")
 	fs.IntVar(&f.dp.RetryBudgetPercent, "retry-budget-percent", f.dp.RetryBudgetPercent, "share of requests in flight that may be retries")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.StringVar(&f.pidFile, "pid-file", "", "write this process's PID here while it serves (systemd PIDFile=); empty: none")
+	fs.BoolVar(&f.checkConfig, "check-config", false, "validate the flags, print what is wrong naming the flag, and exit (0 valid, 2 not)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return f, err
@@ -105,6 +109,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case f.version:
 		fmt.Fprintln(stdout, version.String("sidecar"))
 		return 0
+	case f.checkConfig:
+		fmt.Fprintln(stdout, "sidecar: flags valid")
+		return 0
 	}
 	var level zapcore.Level
 	if err := level.Set(f.logLevel); err != nil {
@@ -132,6 +139,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("admin listen", zap.Error(err))
 		return 1
 	}
+	if f.pidFile != "" {
+		if err := writePIDFile(f.pidFile); err != nil {
+			log.Error("pid file", zap.Error(err))
+			return 1
+		}
+		defer os.Remove(f.pidFile)
+	}
 	var h http.Handler = admin.Handler(dp, reg)
 	if f.pprof {
 		mux := http.NewServeMux()
@@ -153,6 +167,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		control.New(cfg, dp, log).Run(cctx)
 	}()
 	log.Info("sidecar started", zap.String("agent", f.agent), zap.String("admin", ln.Addr().String()))
+	go notifyWhenReady(cctx, dp, log) // systemd Type=notify: ready once the first config is applied
 
 	<-ctx.Done()
 	log.Info("draining", zap.Duration("deadline", f.drain))
