@@ -91,6 +91,7 @@ type Agent struct {
 	adopted    map[regKey]bool
 	subs       map[string]*subscription
 	meshFlag   map[string]bool // run-time overrides of the config's mesh flag
+	gov        savedRules      // run-time routes and limits (governance.go)
 	sc         sidecarState
 	snap       *sidecarpb.Snapshot // desired data plane, current version
 	snapWake   chan struct{}       // closed when snap may have changed
@@ -159,6 +160,7 @@ func New(cfg config.Config, reg registry.Registry, opts ...Option) (*Agent, erro
 		registered: map[regKey]registry.Endpoint{},
 		subs:       map[string]*subscription{},
 		meshFlag:   loadMeshFlags(cfg.DataDir, log),
+		gov:        loadGovernance(cfg.DataDir, log),
 		snapWake:   make(chan struct{}),
 		regWake:    make(chan struct{}, 1),
 		saveWake:   make(chan struct{}, 1),

@@ -89,6 +89,7 @@ func (a *Agent) buildSnapshotLocked() *sidecarpb.Snapshot {
 			RequestTimeout: durationpb.New(set.Timeout),
 			Retries:        uint32(*set.Retries),
 			HealthCheck:    hc,
+			Routes:         a.routesProtoLocked(svc),
 			Outlier: &sidecarpb.Outlier{
 				ConsecutiveFailures: uint32(cfg.Outlier.ConsecutiveFailures),
 				BaseEjectionTime:    durationpb.New(cfg.Outlier.BaseEjectionTime),
@@ -110,6 +111,7 @@ func (a *Agent) buildSnapshotLocked() *sidecarpb.Snapshot {
 		}
 		snap.Ingress = append(snap.Ingress, &sidecarpb.IngressListener{
 			Service: svc, Listen: a.ingressListen(p), Target: target, Protocol: protocolOf(p.req.Protocol),
+			Limit: a.limitProtoLocked(svc),
 		})
 	}
 	return snap
@@ -162,7 +164,7 @@ func clusterEndpoints(eps []registry.Endpoint) []*sidecarpb.Endpoint {
 		if weight == 0 {
 			weight = registry.DefaultWeight
 		}
-		e := &sidecarpb.Endpoint{Addr: ep.Addr, AppAddr: realAddr(ep), Weight: weight}
+		e := &sidecarpb.Endpoint{Addr: ep.Addr, AppAddr: realAddr(ep), Weight: weight, Metadata: ep.Metadata}
 		if ep.Metadata[MetaMesh] == "true" && e.AppAddr != ep.Addr {
 			if hp, err := registry.ParsePort(ep.Metadata[MetaHealthPort]); err == nil {
 				e.Mesh, e.HealthPort = true, uint32(hp)

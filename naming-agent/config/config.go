@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/detourmesh/detour/api/agentjson"
 	etcdfe "github.com/detourmesh/detour/naming-agent/frontend/etcd"
 	"github.com/detourmesh/detour/naming-agent/frontend/nacos"
 	"github.com/detourmesh/detour/naming-agent/frontend/zookeeper"
@@ -215,6 +216,11 @@ type Service struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Retries is how often the sidecar retries a failed request.
 	Retries *int `yaml:"retries"`
+	// Routes (services only, not defaults): subsets, splits and L7
+	// rules the client-side sidecars apply; the API may override them.
+	Routes *agentjson.Routes `yaml:"routes"`
+	// Limits (services only): the inbound cap at the server-side sidecar.
+	Limits *agentjson.Limit `yaml:"limits"`
 }
 
 // Default returns the configuration of an agent with no file: one host on

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/detourmesh/detour/internal/governance"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 
@@ -178,6 +179,12 @@ func checkService(bad func(string, string, ...any), path string, s Service) {
 	}
 	if s.Retries != nil && (*s.Retries < 0 || *s.Retries > 10) {
 		bad(path+".retries", "%d: must be 0-10", *s.Retries)
+	}
+	if err := governance.ValidateRoutes(governance.RoutesProto(s.Routes)); err != nil {
+		bad(path+".routes", "%v", err)
+	}
+	if err := governance.ValidateLimit(governance.LimitProto(s.Limits)); err != nil {
+		bad(path+".limits", "%v", err)
 	}
 }
 

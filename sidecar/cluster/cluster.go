@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/detourmesh/detour/sidecar/outlier"
+	"github.com/detourmesh/detour/sidecar/route"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
 
@@ -58,6 +59,7 @@ type Cluster struct {
 	set    atomic.Pointer[pickSet]
 	rr     atomic.Uint64
 	policy atomic.Value // Policy
+	routes atomic.Pointer[route.Table]
 }
 
 type pickSet struct {
@@ -68,6 +70,8 @@ type pickSet struct {
 	rrTot  uint64
 	expiry time.Time // when an ejection ends; zero: none
 	panic  bool
+	// subsets: the routes' subsets of eps, by name (see subset.go).
+	subsets map[string]*pickSet
 }
 
 // New returns an empty cluster; now is the clock.
@@ -97,7 +101,7 @@ func (c *Cluster) Update(cfg Config, specs []Spec) {
 			delete(old, s)
 			continue
 		}
-		eps = append(eps, &Endpoint{Spec: s})
+		eps = append(eps, &Endpoint{Spec: s, Meta: ParseLabels(s.Labels)})
 	}
 	for _, e := range old {
 		c.det.Remove(&e.Outlier)
@@ -157,7 +161,10 @@ func (c *Cluster) Failure(e *Endpoint, k int) bool {
 
 // Pick chooses an endpoint, not exclude if another one can be had.
 func (c *Cluster) Pick(exclude *Endpoint) (*Endpoint, error) {
-	s := c.refresh()
+	return c.pickIn(c.refresh(), exclude)
+}
+
+func (c *Cluster) pickIn(s *pickSet, exclude *Endpoint) (*Endpoint, error) {
 	n := len(s.eps)
 	switch {
 	case n == 0:
@@ -249,6 +256,13 @@ func (c *Cluster) rebuildLocked() {
 	if len(c.eps) > 0 && len(s.eps)*100 < c.cfg.PanicThreshold*len(c.eps) {
 		s.eps, s.panic = append([]*Endpoint(nil), c.eps...), true
 	}
+	s.weigh()
+	s.subsets = subsets(c.routes.Load(), s.eps)
+	c.set.Store(s)
+}
+
+// weigh fills the prefix sums of s.eps's weights.
+func (s *pickSet) weigh() {
 	var g uint64
 	for _, e := range s.eps {
 		g = gcd(g, uint64(max(e.Weight, 1)))
@@ -260,7 +274,6 @@ func (c *Cluster) rebuildLocked() {
 		s.rrTot += w / g
 		s.rrCum = append(s.rrCum, s.rrTot)
 	}
-	c.set.Store(s)
 }
 
 func gcd(a, b uint64) uint64 {

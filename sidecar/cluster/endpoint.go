@@ -38,12 +38,17 @@ type Spec struct {
 	Weight     uint32
 	HealthPort uint32
 	Mesh       bool
+	// Labels is the registry metadata as LabelString writes it, so that
+	// Spec stays comparable; Meta is the map.
+	Labels string
 }
 
 // Endpoint is one remote instance with its live state. Its address
 // fields never change; a snapshot that changes them makes a new Endpoint.
 type Endpoint struct {
 	Spec
+	// Meta is the instance's registry metadata (read only).
+	Meta    map[string]string
 	Outlier outlier.Host
 	Stats   stats.Counters
 	// Bypassed counts connections and requests sent to AppAddr.

@@ -22,6 +22,7 @@ import (
 	"github.com/detourmesh/detour/sidecar/health"
 	"github.com/detourmesh/detour/sidecar/listener"
 	"github.com/detourmesh/detour/sidecar/proxy"
+	"github.com/detourmesh/detour/sidecar/route"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
 
@@ -210,6 +211,8 @@ func (d *Dataplane) Apply(ctx context.Context, snap *sidecarpb.Snapshot) error {
 	// Committed: nothing below can fail.
 	for _, c := range snap.GetClusters() {
 		clusters[c.GetService()].Update(d.clusterConfig(c), endpointSpecs(c))
+		t, _ := route.Compile(c.GetRoutes()) // validated above
+		clusters[c.GetService()].SetRoutes(t)
 	}
 	d.port.SetFronted(fronted)
 	d.mu.Lock()
@@ -251,7 +254,8 @@ func endpointSpecs(c *sidecarpb.Cluster) []cluster.Spec {
 		if app == "" {
 			app = e.GetAddr()
 		}
-		out = append(out, cluster.Spec{Addr: e.GetAddr(), AppAddr: app, Weight: e.GetWeight(), HealthPort: e.GetHealthPort(), Mesh: e.GetMesh()})
+		out = append(out, cluster.Spec{Addr: e.GetAddr(), AppAddr: app, Weight: e.GetWeight(), HealthPort: e.GetHealthPort(), Mesh: e.GetMesh(),
+			Labels: cluster.LabelString(e.GetMetadata())})
 	}
 	return out
 }

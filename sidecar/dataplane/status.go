@@ -99,6 +99,8 @@ type ClusterView struct {
 	Service   string         `json:"service"`
 	Panic     bool           `json:"panic"`
 	Endpoints []EndpointView `json:"endpoints"`
+	// Routes: the rules in force and what each matched; absent: none.
+	Routes *RoutesView `json:"routes,omitempty"`
 	stats.View
 }
 
@@ -141,7 +143,7 @@ func (d *Dataplane) Stats() StatsView {
 	}
 	d.mu.Unlock()
 	for _, cl := range cls {
-		cv := ClusterView{Service: cl.Name, Panic: cl.Panicking(), View: cl.Stats.View()}
+		cv := ClusterView{Service: cl.Name, Panic: cl.Panicking(), View: cl.Stats.View(), Routes: routesView(cl.Routes())}
 		for _, e := range cl.Endpoints() {
 			cv.Endpoints = append(cv.Endpoints, EndpointView{
 				Addr: e.Addr, AppAddr: e.AppAddr, Weight: e.Weight, Health: e.Health().String(),

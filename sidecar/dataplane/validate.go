@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/detourmesh/detour/api/sidecarpb"
+	"github.com/detourmesh/detour/internal/governance"
 )
 
 // validate checks a snapshot before anything of it is applied; the error
@@ -89,6 +90,9 @@ func validate(s *sidecarpb.Snapshot, hostIP string) error {
 		if l.GetService() == "" {
 			return fmt.Errorf("%s.service: empty", f)
 		}
+		if err := governance.ValidateLimit(l.GetLimit()); err != nil {
+			return fmt.Errorf("%s.limit.%w", f, err)
+		}
 		t, err := parseAddrPort(l.GetTarget())
 		if err != nil {
 			return fmt.Errorf("%s.target: %w", f, err)
@@ -132,6 +136,9 @@ func validate(s *sidecarpb.Snapshot, hostIP string) error {
 func validateCluster(f string, c *sidecarpb.Cluster) error {
 	if err := validProtocol(c.GetProtocol()); err != nil {
 		return fmt.Errorf("%s.protocol: %w", f, err)
+	}
+	if err := governance.ValidateRoutes(c.GetRoutes()); err != nil {
+		return fmt.Errorf("%s.routes.%w", f, err)
 	}
 	for _, d := range []struct {
 		name string

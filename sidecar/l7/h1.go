@@ -223,11 +223,11 @@ func writeError(bw *bufio.Writer, code int, msg string) {
 	bw.Flush()
 }
 
-func (h *H1) pick(exclude *cluster.Endpoint) (string, *cluster.Endpoint, error) {
+func (h *H1) pick(subset string, exclude *cluster.Endpoint) (string, *cluster.Endpoint, error) {
 	if h.Cluster == nil {
 		return h.Target, nil, nil
 	}
-	ep, err := h.Cluster.Pick(exclude)
+	ep, err := h.Cluster.PickSubset(subset, exclude)
 	if err != nil {
 		return "", nil, err
 	}
@@ -267,6 +267,10 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool) bool 
 		bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 		bw.Flush()
 	}
+	var subset string
+	if h.Cluster != nil {
+		subset = h.Cluster.Routes().Choose(req.Header, req.URL.Path)
+	}
 	outHeaders(req.Header, req)
 	if _, ok := req.Header["User-Agent"]; !ok {
 		req.Header["User-Agent"] = []string{""} // Request.Write must not add its own
@@ -285,7 +289,7 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool) bool 
 	var exclude *cluster.Endpoint
 	var cb *clientBody
 	for attempt := 0; ; attempt++ {
-		addr, ep, err := h.pick(exclude)
+		addr, ep, err := h.pick(subset, exclude)
 		if err != nil {
 			h.fail(stats.NoHealthy, nil)
 			writeError(bw, http.StatusServiceUnavailable, "sidecar: "+err.Error())

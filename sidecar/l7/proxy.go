@@ -126,6 +126,7 @@ func (h *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sidecar: too many requests in flight", http.StatusServiceUnavailable)
 		return
 	}
+	subset := cl.Routes().Choose(r.Header, r.URL.Path)
 	body := newReplay(r.Body, h.BodyLimit)
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
@@ -136,7 +137,7 @@ func (h *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var exclude *cluster.Endpoint
 	for attempt := 0; ; attempt++ {
-		ep, err := cl.Pick(exclude)
+		ep, err := cl.PickSubset(subset, exclude)
 		if err != nil {
 			h.fail(stats.NoHealthy)
 			http.Error(w, "sidecar: "+err.Error(), http.StatusServiceUnavailable)

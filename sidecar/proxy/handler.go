@@ -44,9 +44,10 @@ func (h *Egress) ServeConn(c net.Conn) {
 		c.Close()
 		return
 	}
+	subset := cl.Routes().Choose(nil, "") // L4: the split, per connection
 	var exclude *cluster.Endpoint
 	for attempt := 0; attempt <= h.Retries; attempt++ {
-		ep, err := cl.Pick(exclude)
+		ep, err := cl.PickSubset(subset, exclude)
 		if err != nil {
 			if attempt == 0 {
 				h.fail(cl, stats.NoHealthy)

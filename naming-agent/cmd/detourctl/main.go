@@ -7,6 +7,7 @@
 //	detourctl publish SERVICE PORT [--protocol tcp|http|grpc|dubbo|tri] [--meta K=V ...] [--health tcp|http:/PATH|grpc] [--update]
 //	detourctl unpublish SERVICE PORT
 //	detourctl mesh enable|disable SERVICE
+//	detourctl routes|limits set SERVICE FILE|- | show SERVICE | clear SERVICE
 //	detourctl --version
 //
 // Flags go anywhere on the line (--agent URL, --json). --agent defaults to
@@ -54,6 +55,10 @@ commands:
       --update                   replace this host's publication of SERVICE if it differs
   unpublish SERVICE PORT       withdraw a publication
   mesh enable|disable SERVICE  put SERVICE in or out of the mesh on this host
+  routes set SERVICE FILE|-    SERVICE's routing rules (JSON: subsets, split, rules), live
+  routes show|clear SERVICE    the rules in force / back to the config's
+  limits set SERVICE FILE|-    SERVICE's inbound limit (JSON: rps, burst, max_concurrent), live
+  limits show|clear SERVICE
 flags, before or after the command:
   --agent URL   the agent's HTTP API (default $DETOUR_AGENT, else http://127.0.0.1:7700)
   (the agent's API token, if it has one, is taken from $DETOUR_API_TOKEN)
@@ -105,6 +110,16 @@ func run(args []string, stdout, stderr io.Writer, agentEnv string, client *http.
 				return badUsage("--%s is a flag of publish, not of %s", f, cmd)
 			}
 		}
+	}
+	if cmd == "routes" || cmd == "limits" {
+		code, err := c.governance(cmd, a)
+		if code == 2 {
+			return badUsage("%v", err)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "detourctl: %v\n", err)
+		}
+		return code
 	}
 	want := map[string]int{"status": 0, "list": 0, "sidecar": 0, "resolve": 1, "unsubscribe": 1, "publish": 2, "unpublish": 2, "mesh": 2}
 	n, ok := want[cmd]
