@@ -36,7 +36,9 @@ func TestEtcdFrontend(t *testing.T) {
 	ready := make(chan struct{})
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
-	go func() { done <- run(ctx, args, io.Discard, &stderr, registries(), func(string, string) { close(ready) }) }()
+	go func() {
+		done <- run(ctx, args, io.Discard, &stderr, registries(), func(string, string) { close(ready) })
+	}()
 	select {
 	case <-ready:
 	case code := <-done:
