@@ -11,6 +11,7 @@ import (
 
 	"github.com/detourmesh/detour/internal/httpbody"
 	"github.com/detourmesh/detour/internal/nacoswire"
+	"github.com/detourmesh/detour/internal/nobrowser"
 )
 
 // Nacos 1.x heartbeat answer codes.
@@ -54,7 +55,9 @@ func (s *Server) httpHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "detour's Nacos front end: no such API: "+r.Method+" "+r.URL.Path+" (naming: /nacos/v1/ns/instance, /instance/list, /instance/beat, /service/list)", http.StatusNotFound)
 	})
-	return httpbody.Limit(int64(s.cfg.MaxMessageBytes), mux)
+	// Web pages are refused as on the agent's own API: a page the host's
+	// user opens could otherwise register an instance by a form POST.
+	return nobrowser.Refuse(httpbody.Limit(int64(s.cfg.MaxMessageBytes), mux))
 }
 
 // badRequest answers 400 as Nacos does: text, "caused: ...".

@@ -169,3 +169,28 @@ func FuzzForm(f *testing.F) {
 		}
 	})
 }
+
+// TestHTTPRefusesWebPages: a form POST a web page makes to the loopback
+// front end (no CORS preflight for it) registers nothing.
+func TestHTTPRefusesWebPages(t *testing.T) {
+	core := frontendtest.NewFakeCore()
+	s := startServer(t, core)
+	form := url.Values{"serviceName": {"web.page"}, "ip": {"127.0.0.1"}, "port": {"8080"}}
+	req, err := http.NewRequest("POST", "http://"+s.addr+"/nacos/v1/ns/instance", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://evil.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("status %d, want 403", resp.StatusCode)
+	}
+	if _, ok := core.Pub("web.page"); ok {
+		t.Error("a web page's form registered an instance")
+	}
+}
