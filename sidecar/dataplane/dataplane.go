@@ -20,6 +20,7 @@ import (
 	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/sidecar/cluster"
 	"github.com/detourmesh/detour/sidecar/health"
+	"github.com/detourmesh/detour/sidecar/limit"
 	"github.com/detourmesh/detour/sidecar/listener"
 	"github.com/detourmesh/detour/sidecar/proxy"
 	"github.com/detourmesh/detour/sidecar/route"
@@ -34,6 +35,7 @@ type Dataplane struct {
 	dial  proxy.DialFunc
 	pool  *proxy.BufferPool
 	lm    *listener.Manager
+	lmOpt []listener.Option // WithListen
 	mon   *health.Monitor
 	port  *health.Port
 	check *http.Client // stage-2 checks
@@ -55,6 +57,7 @@ type Dataplane struct {
 type listenerStats struct {
 	kind, service string
 	c             stats.Counters
+	lim           *limit.Limiter // ingress: the service's inbound limit
 }
 
 // Option configures a Dataplane.
@@ -95,7 +98,7 @@ func New(cfg Config, opts ...Option) (*Dataplane, error) {
 	d.check = &http.Client{Transport: &http.Transport{
 		DialContext: d.dial, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute,
 	}}
-	d.lm = listener.New(listener.WithLogger(d.log))
+	d.lm = listener.New(append(d.lmOpt, listener.WithLogger(d.log))...)
 	go d.sweep()
 	return d, nil
 }
@@ -195,7 +198,12 @@ func (d *Dataplane) Apply(ctx context.Context, snap *sidecarpb.Snapshot) error {
 	var fronted []string
 	for _, l := range snap.GetIngress() {
 		fronted = append(fronted, l.GetService())
-		specs = append(specs, d.ingressSpec(l, ls(l.GetListen(), "ingress", l.GetService())))
+		c := ls(l.GetListen(), "ingress", l.GetService())
+		s := lstats[l.GetListen()]
+		if s.lim == nil {
+			s.lim = limit.New(d.now)
+		}
+		specs = append(specs, d.ingressSpec(l, c, s.lim))
 	}
 	if hl := snap.GetHealthListen(); hl != "" {
 		specs = append(specs, listener.Spec{Listen: hl, Key: "health", New: func(a net.Addr) listener.Handler {
@@ -213,6 +221,9 @@ func (d *Dataplane) Apply(ctx context.Context, snap *sidecarpb.Snapshot) error {
 		clusters[c.GetService()].Update(d.clusterConfig(c), endpointSpecs(c))
 		t, _ := route.Compile(c.GetRoutes()) // validated above
 		clusters[c.GetService()].SetRoutes(t)
+	}
+	for _, l := range snap.GetIngress() {
+		lstats[l.GetListen()].lim.Set(l.GetLimit())
 	}
 	d.port.SetFronted(fronted)
 	d.mu.Lock()

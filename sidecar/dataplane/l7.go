@@ -11,6 +11,7 @@ import (
 	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/sidecar/cluster"
 	"github.com/detourmesh/detour/sidecar/l7"
+	"github.com/detourmesh/detour/sidecar/limit"
 	"github.com/detourmesh/detour/sidecar/listener"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
@@ -69,10 +70,10 @@ func (d *Dataplane) l7Egress(addr net.Addr, s egressSettings, cl *cluster.Cluste
 }
 
 // l7Ingress builds the ingress handler, to the one target.
-func (d *Dataplane) l7Ingress(addr net.Addr, service, target string, p sidecarpb.Protocol, ls *stats.Counters) listener.Handler {
+func (d *Dataplane) l7Ingress(addr net.Addr, service, target string, p sidecarpb.Protocol, ls *stats.Counters, lim *limit.Limiter) listener.Handler {
 	tr := l7.NewTransports(l7.DialFunc(d.dial), d.cfg.DefaultConnectTimeout, d.upstreamIdle())
-	h2 := &l7.Ingress{Target: target, Listener: ls, Transports: tr, GRPC: p == sidecarpb.Protocol_PROTOCOL_GRPC, Pool: copyPool()}
-	h1 := &l7.H1{Target: target, Listener: ls, BodyLimit: bodyLimit, HeadTimeout: d.cfg.HeadTimeout, UpstreamIdle: d.upstreamIdle()}
+	h2 := &l7.Ingress{Target: target, Listener: ls, Transports: tr, GRPC: p == sidecarpb.Protocol_PROTOCOL_GRPC, Pool: copyPool(), Limit: lim}
+	h1 := &l7.H1{Target: target, Listener: ls, BodyLimit: bodyLimit, HeadTimeout: d.cfg.HeadTimeout, UpstreamIdle: d.upstreamIdle(), Limit: lim}
 	return l7Handler{Server: l7.NewServer(addr, h1, h2, l7.DialFunc(d.dial), d.cfg.DefaultConnectTimeout, d.cfg.IdleTimeout), tr: tr}
 }
 

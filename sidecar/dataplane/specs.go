@@ -10,6 +10,7 @@ import (
 
 	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/sidecar/cluster"
+	"github.com/detourmesh/detour/sidecar/limit"
 	"github.com/detourmesh/detour/sidecar/listener"
 	"github.com/detourmesh/detour/sidecar/outlier"
 	"github.com/detourmesh/detour/sidecar/proxy"
@@ -89,14 +90,14 @@ func (d *Dataplane) egressSpec(l *sidecarpb.EgressListener, c *sidecarpb.Cluster
 	}
 }
 
-func (d *Dataplane) ingressSpec(l *sidecarpb.IngressListener, ls *stats.Counters) listener.Spec {
+func (d *Dataplane) ingressSpec(l *sidecarpb.IngressListener, ls *stats.Counters, lim *limit.Limiter) listener.Spec {
 	target, proto := l.GetTarget(), l.GetProtocol()
 	return listener.Spec{
 		Listen: l.GetListen(), Counters: ls, MaxConns: int64(d.cfg.ListenerMaxConnections),
 		Key: fmt.Sprintf("ingress %s %s %s", l.GetService(), target, proto),
 		New: func(addr net.Addr) listener.Handler {
 			if isL7(proto) {
-				return d.l7Ingress(addr, l.GetService(), target, proto, ls)
+				return d.l7Ingress(addr, l.GetService(), target, proto, ls, lim)
 			}
 			if proto == sidecarpb.Protocol_PROTOCOL_DUBBO {
 				return d.dubboIngress(l.GetService(), target, ls)
@@ -106,6 +107,7 @@ func (d *Dataplane) ingressSpec(l *sidecarpb.IngressListener, ls *stats.Counters
 				Log:            d.log.Named("sidecar.proxy").With(zap.String("service", l.GetService())),
 				ConnectTimeout: d.cfg.DefaultConnectTimeout,
 				Pipe:           proxy.PipeConfig{Idle: d.cfg.IdleTimeout},
+				Limit:          lim,
 			}
 		},
 	}

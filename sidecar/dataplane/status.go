@@ -9,6 +9,7 @@ import (
 
 	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/sidecar/cluster"
+	"github.com/detourmesh/detour/sidecar/limit"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
 
@@ -91,6 +92,8 @@ type ListenerView struct {
 	Listen  string `json:"listen"`
 	Kind    string `json:"kind"`
 	Service string `json:"service"`
+	// Limit: the ingress's inbound limit and its verdicts; absent: none.
+	Limit *limit.Stats `json:"limit,omitempty"`
 	stats.View
 }
 
@@ -131,7 +134,7 @@ func (d *Dataplane) Stats() StatsView {
 	v := StatsView{Version: d.applied.GetVersion(), Ready: d.applied != nil && !d.draining}
 	for _, listen := range slices.Sorted(maps.Keys(d.lstats)) {
 		s := d.lstats[listen]
-		v.Listeners = append(v.Listeners, ListenerView{Listen: listen, Kind: s.kind, Service: s.service, View: s.c.View()})
+		v.Listeners = append(v.Listeners, ListenerView{Listen: listen, Kind: s.kind, Service: s.service, View: s.c.View(), Limit: s.lim.Stats()})
 	}
 	var cls []*cluster.Cluster
 	for _, name := range slices.Sorted(maps.Keys(d.clusters)) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/detourmesh/detour/sidecar/cluster"
+	"github.com/detourmesh/detour/sidecar/limit"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
 
@@ -48,6 +49,8 @@ type H1 struct {
 	// UpstreamIdle closes pooled upstream connections idle this long;
 	// 0: the listener's idle timeout.
 	UpstreamIdle time.Duration
+	// Limit, when set, caps what an ingress admits (429, Retry-After).
+	Limit *limit.Limiter
 
 	pool               *connPool
 	inflight, retrying atomic.Int64
@@ -262,6 +265,11 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool) bool 
 		writeError(bw, http.StatusServiceUnavailable, "sidecar: too many requests in flight")
 		return keep && !unread
 	}
+	if ok, ra := h.Limit.Acquire(); !ok {
+		refuseH1(bw, ra)
+		return keep && !unread
+	}
+	defer h.Limit.Release()
 	if e := req.Header["Expect"]; len(e) > 0 && e[0] == "100-continue" {
 		delete(req.Header, "Expect")
 		bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/detourmesh/detour/sidecar/limit"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
 
@@ -15,11 +16,18 @@ type Ingress struct {
 	Transports *Transports
 	GRPC       bool
 	Pool       *sync.Pool
+	// Limit, when set, caps what is admitted (429 / RESOURCE_EXHAUSTED).
+	Limit *limit.Limiter
 }
 
 // ServeHTTP forwards one request.
 func (h *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Listener.Requests.Add(1)
+	if ok, ra := h.Limit.Acquire(); !ok {
+		refuseH2(w, r, ra)
+		return
+	}
+	defer h.Limit.Release()
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
 	out.URL.Scheme = "http"

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/detourmesh/detour/sidecar/cluster"
+	"github.com/detourmesh/detour/sidecar/limit"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
 
@@ -113,10 +114,18 @@ type Ingress struct {
 
 	ConnectTimeout time.Duration
 	Pipe           PipeConfig
+	// Limit, when set, caps the connections admitted: one over it is
+	// closed at accept.
+	Limit *limit.Limiter
 }
 
 // ServeConn forwards c to Target and closes it.
 func (h *Ingress) ServeConn(c net.Conn) {
+	if ok, _ := h.Limit.Acquire(); !ok {
+		c.Close()
+		return
+	}
+	defer h.Limit.Release()
 	ctx, cancel := context.WithTimeout(context.Background(), h.ConnectTimeout)
 	up, err := h.Dial(ctx, "tcp", h.Target)
 	cancel()
