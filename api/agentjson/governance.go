@@ -18,6 +18,19 @@ type Routes struct {
 	// Split sends the requests no rule matches; empty: all instances.
 	Split []WeightedSubset `json:"split,omitempty" yaml:"split"`
 	Rules []RouteRule      `json:"rules,omitempty" yaml:"rules"`
+	// Fault is injected into the requests no rule matches; off unless set.
+	Fault *Fault `json:"fault,omitempty" yaml:"fault"`
+}
+
+// Fault: DelayPercent of the requests wait DelayMS at the caller's
+// sidecar; AbortPercent get AbortStatus (HTTP) or AbortGRPCStatus (gRPC;
+// 0: UNAVAILABLE) without reaching the service.
+type Fault struct {
+	DelayPercent    uint32 `json:"delay_percent,omitempty" yaml:"delay_percent"`
+	DelayMS         uint32 `json:"delay_ms,omitempty" yaml:"delay_ms"`
+	AbortPercent    uint32 `json:"abort_percent,omitempty" yaml:"abort_percent"`
+	AbortStatus     uint32 `json:"abort_status,omitempty" yaml:"abort_status"`
+	AbortGRPCStatus uint32 `json:"abort_grpc_status,omitempty" yaml:"abort_grpc_status"`
 }
 
 // Subset names the instances whose registry metadata hold all labels.
@@ -37,6 +50,7 @@ type RouteRule struct {
 	Name  string           `json:"name,omitempty" yaml:"name"`
 	Match RouteMatch       `json:"match" yaml:"match"`
 	Split []WeightedSubset `json:"split" yaml:"split"`
+	Fault *Fault           `json:"fault,omitempty" yaml:"fault"`
 }
 
 // RouteMatch holds when every part given holds (HTTP headers are also

@@ -159,7 +159,7 @@ func (x EndpointHealth_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EndpointHealth_State.Descriptor instead.
 func (EndpointHealth_State) EnumDescriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{22, 0}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{23, 0}
 }
 
 // SidecarMessage is what the sidecar sends.
@@ -1237,6 +1237,8 @@ type Routes struct {
 	DefaultSubset string                 `protobuf:"bytes,2,opt,name=default_subset,json=defaultSubset,proto3" json:"default_subset,omitempty"`
 	Split         []*WeightedSubset      `protobuf:"bytes,3,rep,name=split,proto3" json:"split,omitempty"`
 	Rules         []*RouteRule           `protobuf:"bytes,4,rep,name=rules,proto3" json:"rules,omitempty"`
+	// fault applies to requests no rule matches (a rule has its own).
+	Fault         *Fault `protobuf:"bytes,5,opt,name=fault,proto3" json:"fault,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1299,6 +1301,94 @@ func (x *Routes) GetRules() []*RouteRule {
 	return nil
 }
 
+func (x *Routes) GetFault() *Fault {
+	if x != nil {
+		return x.Fault
+	}
+	return nil
+}
+
+// Fault is injected at the client side's egress (L7), for resilience
+// tests; off unless given. delay_percent of the requests wait delay_ms
+// before they go on; abort_percent get abort_status (HTTP) or, for gRPC,
+// abort_grpc_status (UNAVAILABLE when 0) from the sidecar, never reaching
+// the service.
+type Fault struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	DelayPercent    uint32                 `protobuf:"varint,1,opt,name=delay_percent,json=delayPercent,proto3" json:"delay_percent,omitempty"`
+	DelayMs         uint32                 `protobuf:"varint,2,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	AbortPercent    uint32                 `protobuf:"varint,3,opt,name=abort_percent,json=abortPercent,proto3" json:"abort_percent,omitempty"`
+	AbortStatus     uint32                 `protobuf:"varint,4,opt,name=abort_status,json=abortStatus,proto3" json:"abort_status,omitempty"`
+	AbortGrpcStatus uint32                 `protobuf:"varint,5,opt,name=abort_grpc_status,json=abortGrpcStatus,proto3" json:"abort_grpc_status,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Fault) Reset() {
+	*x = Fault{}
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Fault) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Fault) ProtoMessage() {}
+
+func (x *Fault) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Fault.ProtoReflect.Descriptor instead.
+func (*Fault) Descriptor() ([]byte, []int) {
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Fault) GetDelayPercent() uint32 {
+	if x != nil {
+		return x.DelayPercent
+	}
+	return 0
+}
+
+func (x *Fault) GetDelayMs() uint32 {
+	if x != nil {
+		return x.DelayMs
+	}
+	return 0
+}
+
+func (x *Fault) GetAbortPercent() uint32 {
+	if x != nil {
+		return x.AbortPercent
+	}
+	return 0
+}
+
+func (x *Fault) GetAbortStatus() uint32 {
+	if x != nil {
+		return x.AbortStatus
+	}
+	return 0
+}
+
+func (x *Fault) GetAbortGrpcStatus() uint32 {
+	if x != nil {
+		return x.AbortGrpcStatus
+	}
+	return 0
+}
+
 // Subset: the endpoints whose metadata hold every label.
 type Subset struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1310,7 +1400,7 @@ type Subset struct {
 
 func (x *Subset) Reset() {
 	*x = Subset{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[14]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1412,7 @@ func (x *Subset) String() string {
 func (*Subset) ProtoMessage() {}
 
 func (x *Subset) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[14]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1425,7 @@ func (x *Subset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subset.ProtoReflect.Descriptor instead.
 func (*Subset) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{14}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Subset) GetName() string {
@@ -1364,7 +1454,7 @@ type WeightedSubset struct {
 
 func (x *WeightedSubset) Reset() {
 	*x = WeightedSubset{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[15]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1466,7 @@ func (x *WeightedSubset) String() string {
 func (*WeightedSubset) ProtoMessage() {}
 
 func (x *WeightedSubset) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[15]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1479,7 @@ func (x *WeightedSubset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedSubset.ProtoReflect.Descriptor instead.
 func (*WeightedSubset) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{15}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WeightedSubset) GetSubset() string {
@@ -1413,13 +1503,14 @@ type RouteRule struct {
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Match         *RouteMatch            `protobuf:"bytes,2,opt,name=match,proto3" json:"match,omitempty"`
 	Split         []*WeightedSubset      `protobuf:"bytes,3,rep,name=split,proto3" json:"split,omitempty"`
+	Fault         *Fault                 `protobuf:"bytes,4,opt,name=fault,proto3" json:"fault,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RouteRule) Reset() {
 	*x = RouteRule{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[16]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1522,7 @@ func (x *RouteRule) String() string {
 func (*RouteRule) ProtoMessage() {}
 
 func (x *RouteRule) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[16]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +1535,7 @@ func (x *RouteRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteRule.ProtoReflect.Descriptor instead.
 func (*RouteRule) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{16}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RouteRule) GetName() string {
@@ -1468,6 +1559,13 @@ func (x *RouteRule) GetSplit() []*WeightedSubset {
 	return nil
 }
 
+func (x *RouteRule) GetFault() *Fault {
+	if x != nil {
+		return x.Fault
+	}
+	return nil
+}
+
 // RouteMatch holds when every part given holds.
 type RouteMatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1479,7 +1577,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[17]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1589,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[17]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1602,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{17}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RouteMatch) GetPathPrefix() string {
@@ -1534,7 +1632,7 @@ type HeaderMatch struct {
 
 func (x *HeaderMatch) Reset() {
 	*x = HeaderMatch{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[18]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1644,7 @@ func (x *HeaderMatch) String() string {
 func (*HeaderMatch) ProtoMessage() {}
 
 func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[18]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1657,7 @@ func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{18}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HeaderMatch) GetName() string {
@@ -1601,7 +1699,7 @@ type AppCheck struct {
 
 func (x *AppCheck) Reset() {
 	*x = AppCheck{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[19]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +1711,7 @@ func (x *AppCheck) String() string {
 func (*AppCheck) ProtoMessage() {}
 
 func (x *AppCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[19]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +1724,7 @@ func (x *AppCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppCheck.ProtoReflect.Descriptor instead.
 func (*AppCheck) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{19}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AppCheck) GetService() string {
@@ -1678,7 +1776,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[20]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1788,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[20]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +1801,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{20}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Status) GetAppliedVersion() uint64 {
@@ -1749,7 +1847,7 @@ type ListenerStatus struct {
 
 func (x *ListenerStatus) Reset() {
 	*x = ListenerStatus{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[21]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +1859,7 @@ func (x *ListenerStatus) String() string {
 func (*ListenerStatus) ProtoMessage() {}
 
 func (x *ListenerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[21]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +1872,7 @@ func (x *ListenerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerStatus.ProtoReflect.Descriptor instead.
 func (*ListenerStatus) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{21}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListenerStatus) GetListen() string {
@@ -1817,7 +1915,7 @@ type EndpointHealth struct {
 
 func (x *EndpointHealth) Reset() {
 	*x = EndpointHealth{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[22]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +1927,7 @@ func (x *EndpointHealth) String() string {
 func (*EndpointHealth) ProtoMessage() {}
 
 func (x *EndpointHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[22]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +1940,7 @@ func (x *EndpointHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointHealth.ProtoReflect.Descriptor instead.
 func (*EndpointHealth) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{22}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EndpointHealth) GetService() string {
@@ -1881,7 +1979,7 @@ type AppHealth struct {
 
 func (x *AppHealth) Reset() {
 	*x = AppHealth{}
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[23]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1893,7 +1991,7 @@ func (x *AppHealth) String() string {
 func (*AppHealth) ProtoMessage() {}
 
 func (x *AppHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[23]
+	mi := &file_detour_sidecar_v1_sidecar_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1906,7 +2004,7 @@ func (x *AppHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppHealth.ProtoReflect.Descriptor instead.
 func (*AppHealth) Descriptor() ([]byte, []int) {
-	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{23}
+	return file_detour_sidecar_v1_sidecar_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AppHealth) GetService() string {
@@ -2018,12 +2116,19 @@ const file_detour_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x11max_ejection_time\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x0fmaxEjectionTime\x120\n" +
 	"\x14max_ejection_percent\x18\x04 \x01(\rR\x12maxEjectionPercent\x12'\n" +
 	"\x0fpanic_threshold\x18\x05 \x01(\rR\x0epanicThreshold\x12G\n" +
-	"\x12first_byte_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x10firstByteTimeout\"\xd1\x01\n" +
+	"\x12first_byte_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x10firstByteTimeout\"\x81\x02\n" +
 	"\x06Routes\x123\n" +
 	"\asubsets\x18\x01 \x03(\v2\x19.detour.sidecar.v1.SubsetR\asubsets\x12%\n" +
 	"\x0edefault_subset\x18\x02 \x01(\tR\rdefaultSubset\x127\n" +
 	"\x05split\x18\x03 \x03(\v2!.detour.sidecar.v1.WeightedSubsetR\x05split\x122\n" +
-	"\x05rules\x18\x04 \x03(\v2\x1c.detour.sidecar.v1.RouteRuleR\x05rules\"\x96\x01\n" +
+	"\x05rules\x18\x04 \x03(\v2\x1c.detour.sidecar.v1.RouteRuleR\x05rules\x12.\n" +
+	"\x05fault\x18\x05 \x01(\v2\x18.detour.sidecar.v1.FaultR\x05fault\"\xbb\x01\n" +
+	"\x05Fault\x12#\n" +
+	"\rdelay_percent\x18\x01 \x01(\rR\fdelayPercent\x12\x19\n" +
+	"\bdelay_ms\x18\x02 \x01(\rR\adelayMs\x12#\n" +
+	"\rabort_percent\x18\x03 \x01(\rR\fabortPercent\x12!\n" +
+	"\fabort_status\x18\x04 \x01(\rR\vabortStatus\x12*\n" +
+	"\x11abort_grpc_status\x18\x05 \x01(\rR\x0fabortGrpcStatus\"\x96\x01\n" +
 	"\x06Subset\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12=\n" +
 	"\x06labels\x18\x02 \x03(\v2%.detour.sidecar.v1.Subset.LabelsEntryR\x06labels\x1a9\n" +
@@ -2032,11 +2137,12 @@ const file_detour_sidecar_v1_sidecar_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +
 	"\x0eWeightedSubset\x12\x16\n" +
 	"\x06subset\x18\x01 \x01(\tR\x06subset\x12\x16\n" +
-	"\x06weight\x18\x02 \x01(\rR\x06weight\"\x8d\x01\n" +
+	"\x06weight\x18\x02 \x01(\rR\x06weight\"\xbd\x01\n" +
 	"\tRouteRule\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
 	"\x05match\x18\x02 \x01(\v2\x1d.detour.sidecar.v1.RouteMatchR\x05match\x127\n" +
-	"\x05split\x18\x03 \x03(\v2!.detour.sidecar.v1.WeightedSubsetR\x05split\"g\n" +
+	"\x05split\x18\x03 \x03(\v2!.detour.sidecar.v1.WeightedSubsetR\x05split\x12.\n" +
+	"\x05fault\x18\x04 \x01(\v2\x18.detour.sidecar.v1.FaultR\x05fault\"g\n" +
 	"\n" +
 	"RouteMatch\x12\x1f\n" +
 	"\vpath_prefix\x18\x01 \x01(\tR\n" +
@@ -2100,7 +2206,7 @@ func file_detour_sidecar_v1_sidecar_proto_rawDescGZIP() []byte {
 }
 
 var file_detour_sidecar_v1_sidecar_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_detour_sidecar_v1_sidecar_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_detour_sidecar_v1_sidecar_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_detour_sidecar_v1_sidecar_proto_goTypes = []any{
 	(Protocol)(0),               // 0: detour.sidecar.v1.Protocol
 	(EndpointHealth_State)(0),   // 1: detour.sidecar.v1.EndpointHealth.State
@@ -2118,65 +2224,68 @@ var file_detour_sidecar_v1_sidecar_proto_goTypes = []any{
 	(*HealthCheck)(nil),         // 13: detour.sidecar.v1.HealthCheck
 	(*Outlier)(nil),             // 14: detour.sidecar.v1.Outlier
 	(*Routes)(nil),              // 15: detour.sidecar.v1.Routes
-	(*Subset)(nil),              // 16: detour.sidecar.v1.Subset
-	(*WeightedSubset)(nil),      // 17: detour.sidecar.v1.WeightedSubset
-	(*RouteRule)(nil),           // 18: detour.sidecar.v1.RouteRule
-	(*RouteMatch)(nil),          // 19: detour.sidecar.v1.RouteMatch
-	(*HeaderMatch)(nil),         // 20: detour.sidecar.v1.HeaderMatch
-	(*AppCheck)(nil),            // 21: detour.sidecar.v1.AppCheck
-	(*Status)(nil),              // 22: detour.sidecar.v1.Status
-	(*ListenerStatus)(nil),      // 23: detour.sidecar.v1.ListenerStatus
-	(*EndpointHealth)(nil),      // 24: detour.sidecar.v1.EndpointHealth
-	(*AppHealth)(nil),           // 25: detour.sidecar.v1.AppHealth
-	nil,                         // 26: detour.sidecar.v1.Endpoint.MetadataEntry
-	nil,                         // 27: detour.sidecar.v1.Subset.LabelsEntry
-	(*durationpb.Duration)(nil), // 28: google.protobuf.Duration
+	(*Fault)(nil),               // 16: detour.sidecar.v1.Fault
+	(*Subset)(nil),              // 17: detour.sidecar.v1.Subset
+	(*WeightedSubset)(nil),      // 18: detour.sidecar.v1.WeightedSubset
+	(*RouteRule)(nil),           // 19: detour.sidecar.v1.RouteRule
+	(*RouteMatch)(nil),          // 20: detour.sidecar.v1.RouteMatch
+	(*HeaderMatch)(nil),         // 21: detour.sidecar.v1.HeaderMatch
+	(*AppCheck)(nil),            // 22: detour.sidecar.v1.AppCheck
+	(*Status)(nil),              // 23: detour.sidecar.v1.Status
+	(*ListenerStatus)(nil),      // 24: detour.sidecar.v1.ListenerStatus
+	(*EndpointHealth)(nil),      // 25: detour.sidecar.v1.EndpointHealth
+	(*AppHealth)(nil),           // 26: detour.sidecar.v1.AppHealth
+	nil,                         // 27: detour.sidecar.v1.Endpoint.MetadataEntry
+	nil,                         // 28: detour.sidecar.v1.Subset.LabelsEntry
+	(*durationpb.Duration)(nil), // 29: google.protobuf.Duration
 }
 var file_detour_sidecar_v1_sidecar_proto_depIdxs = []int32{
 	4,  // 0: detour.sidecar.v1.SidecarMessage.hello:type_name -> detour.sidecar.v1.Hello
 	5,  // 1: detour.sidecar.v1.SidecarMessage.ack:type_name -> detour.sidecar.v1.Ack
 	6,  // 2: detour.sidecar.v1.SidecarMessage.nack:type_name -> detour.sidecar.v1.Nack
-	22, // 3: detour.sidecar.v1.SidecarMessage.status:type_name -> detour.sidecar.v1.Status
+	23, // 3: detour.sidecar.v1.SidecarMessage.status:type_name -> detour.sidecar.v1.Status
 	7,  // 4: detour.sidecar.v1.AgentMessage.snapshot:type_name -> detour.sidecar.v1.Snapshot
 	8,  // 5: detour.sidecar.v1.Snapshot.egress:type_name -> detour.sidecar.v1.EgressListener
 	9,  // 6: detour.sidecar.v1.Snapshot.ingress:type_name -> detour.sidecar.v1.IngressListener
 	11, // 7: detour.sidecar.v1.Snapshot.clusters:type_name -> detour.sidecar.v1.Cluster
-	21, // 8: detour.sidecar.v1.Snapshot.app_checks:type_name -> detour.sidecar.v1.AppCheck
+	22, // 8: detour.sidecar.v1.Snapshot.app_checks:type_name -> detour.sidecar.v1.AppCheck
 	0,  // 9: detour.sidecar.v1.EgressListener.protocol:type_name -> detour.sidecar.v1.Protocol
 	0,  // 10: detour.sidecar.v1.IngressListener.protocol:type_name -> detour.sidecar.v1.Protocol
 	10, // 11: detour.sidecar.v1.IngressListener.limit:type_name -> detour.sidecar.v1.InboundLimit
 	0,  // 12: detour.sidecar.v1.Cluster.protocol:type_name -> detour.sidecar.v1.Protocol
 	12, // 13: detour.sidecar.v1.Cluster.endpoints:type_name -> detour.sidecar.v1.Endpoint
-	28, // 14: detour.sidecar.v1.Cluster.connect_timeout:type_name -> google.protobuf.Duration
-	28, // 15: detour.sidecar.v1.Cluster.request_timeout:type_name -> google.protobuf.Duration
+	29, // 14: detour.sidecar.v1.Cluster.connect_timeout:type_name -> google.protobuf.Duration
+	29, // 15: detour.sidecar.v1.Cluster.request_timeout:type_name -> google.protobuf.Duration
 	13, // 16: detour.sidecar.v1.Cluster.health_check:type_name -> detour.sidecar.v1.HealthCheck
 	14, // 17: detour.sidecar.v1.Cluster.outlier:type_name -> detour.sidecar.v1.Outlier
 	15, // 18: detour.sidecar.v1.Cluster.routes:type_name -> detour.sidecar.v1.Routes
-	26, // 19: detour.sidecar.v1.Endpoint.metadata:type_name -> detour.sidecar.v1.Endpoint.MetadataEntry
-	28, // 20: detour.sidecar.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	28, // 21: detour.sidecar.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	28, // 22: detour.sidecar.v1.Outlier.base_ejection_time:type_name -> google.protobuf.Duration
-	28, // 23: detour.sidecar.v1.Outlier.max_ejection_time:type_name -> google.protobuf.Duration
-	28, // 24: detour.sidecar.v1.Outlier.first_byte_timeout:type_name -> google.protobuf.Duration
-	16, // 25: detour.sidecar.v1.Routes.subsets:type_name -> detour.sidecar.v1.Subset
-	17, // 26: detour.sidecar.v1.Routes.split:type_name -> detour.sidecar.v1.WeightedSubset
-	18, // 27: detour.sidecar.v1.Routes.rules:type_name -> detour.sidecar.v1.RouteRule
-	27, // 28: detour.sidecar.v1.Subset.labels:type_name -> detour.sidecar.v1.Subset.LabelsEntry
-	19, // 29: detour.sidecar.v1.RouteRule.match:type_name -> detour.sidecar.v1.RouteMatch
-	17, // 30: detour.sidecar.v1.RouteRule.split:type_name -> detour.sidecar.v1.WeightedSubset
-	20, // 31: detour.sidecar.v1.RouteMatch.headers:type_name -> detour.sidecar.v1.HeaderMatch
-	13, // 32: detour.sidecar.v1.AppCheck.check:type_name -> detour.sidecar.v1.HealthCheck
-	23, // 33: detour.sidecar.v1.Status.listeners:type_name -> detour.sidecar.v1.ListenerStatus
-	24, // 34: detour.sidecar.v1.Status.endpoints:type_name -> detour.sidecar.v1.EndpointHealth
-	25, // 35: detour.sidecar.v1.Status.apps:type_name -> detour.sidecar.v1.AppHealth
-	1,  // 36: detour.sidecar.v1.EndpointHealth.state:type_name -> detour.sidecar.v1.EndpointHealth.State
-	2,  // 37: detour.sidecar.v1.SidecarControl.Control:input_type -> detour.sidecar.v1.SidecarMessage
-	3,  // 38: detour.sidecar.v1.SidecarControl.Control:output_type -> detour.sidecar.v1.AgentMessage
-	38, // [38:39] is the sub-list for method output_type
-	37, // [37:38] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	27, // 19: detour.sidecar.v1.Endpoint.metadata:type_name -> detour.sidecar.v1.Endpoint.MetadataEntry
+	29, // 20: detour.sidecar.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	29, // 21: detour.sidecar.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	29, // 22: detour.sidecar.v1.Outlier.base_ejection_time:type_name -> google.protobuf.Duration
+	29, // 23: detour.sidecar.v1.Outlier.max_ejection_time:type_name -> google.protobuf.Duration
+	29, // 24: detour.sidecar.v1.Outlier.first_byte_timeout:type_name -> google.protobuf.Duration
+	17, // 25: detour.sidecar.v1.Routes.subsets:type_name -> detour.sidecar.v1.Subset
+	18, // 26: detour.sidecar.v1.Routes.split:type_name -> detour.sidecar.v1.WeightedSubset
+	19, // 27: detour.sidecar.v1.Routes.rules:type_name -> detour.sidecar.v1.RouteRule
+	16, // 28: detour.sidecar.v1.Routes.fault:type_name -> detour.sidecar.v1.Fault
+	28, // 29: detour.sidecar.v1.Subset.labels:type_name -> detour.sidecar.v1.Subset.LabelsEntry
+	20, // 30: detour.sidecar.v1.RouteRule.match:type_name -> detour.sidecar.v1.RouteMatch
+	18, // 31: detour.sidecar.v1.RouteRule.split:type_name -> detour.sidecar.v1.WeightedSubset
+	16, // 32: detour.sidecar.v1.RouteRule.fault:type_name -> detour.sidecar.v1.Fault
+	21, // 33: detour.sidecar.v1.RouteMatch.headers:type_name -> detour.sidecar.v1.HeaderMatch
+	13, // 34: detour.sidecar.v1.AppCheck.check:type_name -> detour.sidecar.v1.HealthCheck
+	24, // 35: detour.sidecar.v1.Status.listeners:type_name -> detour.sidecar.v1.ListenerStatus
+	25, // 36: detour.sidecar.v1.Status.endpoints:type_name -> detour.sidecar.v1.EndpointHealth
+	26, // 37: detour.sidecar.v1.Status.apps:type_name -> detour.sidecar.v1.AppHealth
+	1,  // 38: detour.sidecar.v1.EndpointHealth.state:type_name -> detour.sidecar.v1.EndpointHealth.State
+	2,  // 39: detour.sidecar.v1.SidecarControl.Control:input_type -> detour.sidecar.v1.SidecarMessage
+	3,  // 40: detour.sidecar.v1.SidecarControl.Control:output_type -> detour.sidecar.v1.AgentMessage
+	40, // [40:41] is the sub-list for method output_type
+	39, // [39:40] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_detour_sidecar_v1_sidecar_proto_init() }
@@ -2199,7 +2308,7 @@ func file_detour_sidecar_v1_sidecar_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_detour_sidecar_v1_sidecar_proto_rawDesc), len(file_detour_sidecar_v1_sidecar_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

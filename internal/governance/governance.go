@@ -30,7 +30,7 @@ func RoutesProto(r *agentjson.Routes) *sidecarpb.Routes {
 	if r == nil {
 		return nil
 	}
-	p := &sidecarpb.Routes{DefaultSubset: r.Default, Split: splitProto(r.Split)}
+	p := &sidecarpb.Routes{DefaultSubset: r.Default, Split: splitProto(r.Split), Fault: faultProto(r.Fault)}
 	for _, s := range r.Subsets {
 		p.Subsets = append(p.Subsets, &sidecarpb.Subset{Name: s.Name, Labels: s.Labels})
 	}
@@ -39,9 +39,38 @@ func RoutesProto(r *agentjson.Routes) *sidecarpb.Routes {
 		for _, h := range rule.Match.Headers {
 			m.Headers = append(m.Headers, &sidecarpb.HeaderMatch{Name: h.Name, Exact: h.Exact, Regex: h.Regex})
 		}
-		p.Rules = append(p.Rules, &sidecarpb.RouteRule{Name: rule.Name, Match: m, Split: splitProto(rule.Split)})
+		p.Rules = append(p.Rules, &sidecarpb.RouteRule{Name: rule.Name, Match: m, Split: splitProto(rule.Split), Fault: faultProto(rule.Fault)})
 	}
 	return p
+}
+
+func faultProto(f *agentjson.Fault) *sidecarpb.Fault {
+	if f == nil {
+		return nil
+	}
+	return &sidecarpb.Fault{DelayPercent: f.DelayPercent, DelayMs: f.DelayMS, AbortPercent: f.AbortPercent,
+		AbortStatus: f.AbortStatus, AbortGrpcStatus: f.AbortGRPCStatus}
+}
+
+// MaxDelayMS bounds an injected delay (a test's, not an outage's).
+const MaxDelayMS = 60000
+
+func validateFault(path string, f *sidecarpb.Fault) error {
+	switch {
+	case f == nil:
+		return nil
+	case f.GetDelayPercent() > 100:
+		return fmt.Errorf("%s.delay_percent: %d, want 0-100", path, f.GetDelayPercent())
+	case f.GetAbortPercent() > 100:
+		return fmt.Errorf("%s.abort_percent: %d, want 0-100", path, f.GetAbortPercent())
+	case f.GetDelayPercent() > 0 && (f.GetDelayMs() == 0 || f.GetDelayMs() > MaxDelayMS):
+		return fmt.Errorf("%s.delay_ms: %d, want 1-%d", path, f.GetDelayMs(), MaxDelayMS)
+	case f.GetAbortPercent() > 0 && (f.GetAbortStatus() < 200 || f.GetAbortStatus() > 599):
+		return fmt.Errorf("%s.abort_status: %d, want an HTTP status 200-599", path, f.GetAbortStatus())
+	case f.GetAbortGrpcStatus() > 16:
+		return fmt.Errorf("%s.abort_grpc_status: %d, want a gRPC code 0-16", path, f.GetAbortGrpcStatus())
+	}
+	return nil
 }
 
 func splitProto(s []agentjson.WeightedSubset) []*sidecarpb.WeightedSubset {
@@ -96,6 +125,9 @@ func ValidateRoutes(r *sidecarpb.Routes) error {
 	if err := validateSplit("split", r.GetSplit(), names, true); err != nil {
 		return err
 	}
+	if err := validateFault("fault", r.GetFault()); err != nil {
+		return err
+	}
 	for i, rule := range r.GetRules() {
 		path := fmt.Sprintf("rules[%d]", i)
 		m := rule.GetMatch()
@@ -114,12 +146,15 @@ func ValidateRoutes(r *sidecarpb.Routes) error {
 				return fmt.Errorf("%s: exact and regex both given", hp)
 			}
 			if h.GetRegex() != "" {
-				if _, err := regexp.Compile(h.GetRegex()); err != nil {
+				if _, err := regexp.Compile("^(?:" + h.GetRegex() + ")$"); err != nil { // as route.Compile
 					return fmt.Errorf("%s.regex: %v", hp, err)
 				}
 			}
 		}
-		if err := validateSplit(path+".split", rule.GetSplit(), names, false); err != nil {
+		if err := validateSplit(path+".split", rule.GetSplit(), names, rule.GetFault() != nil); err != nil {
+			return err
+		}
+		if err := validateFault(path+".fault", rule.GetFault()); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/detourmesh/detour/sidecar/cluster"
 	"github.com/detourmesh/detour/sidecar/limit"
+	"github.com/detourmesh/detour/sidecar/route"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
 
@@ -275,10 +276,14 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool) bool 
 		bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 		bw.Flush()
 	}
-	var subset string
+	var dec route.Decision
 	if h.Cluster != nil {
-		subset = h.Cluster.Routes().Choose(req.Header, req.URL.Path)
+		dec = h.Cluster.Routes().Decide(req.Header, req.URL.Path)
+		if !h.fault(dec, bw) {
+			return keep && !unread
+		}
 	}
+	subset := dec.Subset
 	outHeaders(req.Header, req)
 	if _, ok := req.Header["User-Agent"]; !ok {
 		req.Header["User-Agent"] = []string{""} // Request.Write must not add its own

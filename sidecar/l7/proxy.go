@@ -126,7 +126,11 @@ func (h *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sidecar: too many requests in flight", http.StatusServiceUnavailable)
 		return
 	}
-	subset := cl.Routes().Choose(r.Header, r.URL.Path)
+	dec := cl.Routes().Decide(r.Header, r.URL.Path)
+	if !faultH2(dec, w, r) {
+		return
+	}
+	subset := dec.Subset
 	body := newReplay(r.Body, h.BodyLimit)
 	out := r.Clone(r.Context())
 	out.RequestURI = ""

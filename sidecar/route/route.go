@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/internal/governance"
@@ -26,6 +27,10 @@ type Table struct {
 
 	rules []rule
 	split split
+	fault *sidecarpb.Fault
+
+	// Delayed and Aborted count the faults injected.
+	Delayed, Aborted atomic.Uint64
 
 	// Unmatched counts requests no rule matched (they took the split);
 	// Fallback those whose subset had no routable endpoint.
@@ -38,6 +43,7 @@ type rule struct {
 	prefix  string
 	headers []header
 	split   split
+	fault   *sidecarpb.Fault
 	matched atomic.Uint64
 }
 
@@ -59,14 +65,14 @@ func Compile(r *sidecarpb.Routes) (*Table, error) {
 	if r == nil {
 		return nil, nil
 	}
-	t := &Table{Subsets: map[string]map[string]string{}, Default: r.GetDefaultSubset(), split: newSplit(r.GetSplit()), src: r}
+	t := &Table{Subsets: map[string]map[string]string{}, Default: r.GetDefaultSubset(), split: newSplit(r.GetSplit()), fault: r.GetFault(), src: r}
 	for _, s := range r.GetSubsets() {
 		t.Subsets[s.GetName()] = s.GetLabels()
 	}
 	t.rules = make([]rule, len(r.GetRules()))
 	for i, rr := range r.GetRules() {
 		ru := &t.rules[i]
-		ru.name, ru.prefix, ru.split = rr.GetName(), rr.GetMatch().GetPathPrefix(), newSplit(rr.GetSplit())
+		ru.name, ru.prefix, ru.split, ru.fault = rr.GetName(), rr.GetMatch().GetPathPrefix(), newSplit(rr.GetSplit()), rr.GetFault()
 		for _, h := range rr.GetMatch().GetHeaders() {
 			hm := header{name: http.CanonicalHeaderKey(h.GetName()), exact: h.GetExact()}
 			if h.GetRegex() != "" {
@@ -109,19 +115,54 @@ func (s split) choose() string {
 }
 
 // Choose returns the subset for a request with header h and path; ""
-// means every endpoint. A nil Table chooses "".
+// means every endpoint. A nil Table chooses "". L4 uses it (no faults).
 func (t *Table) Choose(h http.Header, path string) string {
+	return t.Decide(h, path).Subset
+}
+
+// Decision is what the rules say of one request.
+type Decision struct {
+	Subset string
+	// Delay, when > 0, is waited before the request goes on.
+	Delay time.Duration
+	// Abort, when > 0, is the HTTP status to answer instead of sending
+	// the request; AbortGRPC the gRPC code for gRPC requests.
+	Abort, AbortGRPC int
+}
+
+// Decide is Choose with the faults of the rule that matched (or the
+// table's).
+func (t *Table) Decide(h http.Header, path string) Decision {
 	if t == nil {
-		return ""
+		return Decision{}
 	}
 	for i := range t.rules {
 		if t.rules[i].matches(h, path) {
 			t.rules[i].matched.Add(1)
-			return t.rules[i].split.choose()
+			return t.inject(Decision{Subset: t.rules[i].split.choose()}, t.rules[i].fault)
 		}
 	}
 	t.Unmatched.Add(1)
-	return t.split.choose()
+	return t.inject(Decision{Subset: t.split.choose()}, t.fault)
+}
+
+func (t *Table) inject(d Decision, f *sidecarpb.Fault) Decision {
+	if f == nil {
+		return d
+	}
+	if p := f.GetAbortPercent(); p > 0 && rand.Uint32N(100) < p {
+		t.Aborted.Add(1)
+		d.Abort, d.AbortGRPC = int(f.GetAbortStatus()), int(f.GetAbortGrpcStatus())
+		if d.AbortGRPC == 0 {
+			d.AbortGRPC = 14 // UNAVAILABLE
+		}
+		return d
+	}
+	if p := f.GetDelayPercent(); p > 0 && rand.Uint32N(100) < p {
+		t.Delayed.Add(1)
+		d.Delay = time.Duration(f.GetDelayMs()) * time.Millisecond
+	}
+	return d
 }
 
 func (r *rule) matches(h http.Header, path string) bool {
@@ -161,6 +202,8 @@ type Stats struct {
 	Rules     []RuleStats `json:"rules"`
 	Unmatched uint64      `json:"unmatched"`
 	Fallback  uint64      `json:"fallback"`
+	Delayed   uint64      `json:"fault_delayed"`
+	Aborted   uint64      `json:"fault_aborted"`
 }
 
 // Stats returns the counts; zero for a nil Table.
@@ -168,7 +211,8 @@ func (t *Table) Stats() Stats {
 	if t == nil {
 		return Stats{}
 	}
-	s := Stats{Unmatched: t.Unmatched.Load(), Fallback: t.Fallback.Load(), Rules: make([]RuleStats, len(t.rules))}
+	s := Stats{Unmatched: t.Unmatched.Load(), Fallback: t.Fallback.Load(), Delayed: t.Delayed.Load(), Aborted: t.Aborted.Load(),
+		Rules: make([]RuleStats, len(t.rules))}
 	for i := range t.rules {
 		s.Rules[i] = RuleStats{Name: t.rules[i].name, Matched: t.rules[i].matched.Load()}
 	}
