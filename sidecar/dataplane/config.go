@@ -47,6 +47,12 @@ type Config struct {
 	// snapshot leaves them out.
 	DefaultConnectTimeout time.Duration `yaml:"default_connect_timeout"`
 	DefaultRequestTimeout time.Duration `yaml:"default_request_timeout"`
+	// AccessLog is where the access log's JSON lines go: a file (appended
+	// to) or "-" (stdout); AccessLogMode off, sampled (AccessLogSample of
+	// the requests and connections, 0-1) or full.
+	AccessLog       string  `yaml:"access_log"`
+	AccessLogMode   string  `yaml:"access_log_mode"`
+	AccessLogSample float64 `yaml:"access_log_sample"`
 }
 
 // Default returns the defaults.
@@ -65,6 +71,9 @@ func Default() Config {
 		MinRetryConcurrency:    3,
 		DefaultConnectTimeout:  time.Second,
 		DefaultRequestTimeout:  15 * time.Second,
+		AccessLog:              "-",
+		AccessLogMode:          "off",
+		AccessLogSample:        0.01,
 	}
 }
 

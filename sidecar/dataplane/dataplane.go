@@ -10,6 +10,7 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/detourmesh/detour/sidecar/health"
 	"github.com/detourmesh/detour/sidecar/limit"
 	"github.com/detourmesh/detour/sidecar/listener"
+	"github.com/detourmesh/detour/sidecar/observe"
 	"github.com/detourmesh/detour/sidecar/proxy"
 	"github.com/detourmesh/detour/sidecar/route"
 	"github.com/detourmesh/detour/sidecar/stats"
@@ -29,16 +31,19 @@ import (
 
 // Dataplane is the sidecar's state. Safe for concurrent use.
 type Dataplane struct {
-	cfg   Config
-	log   *zap.Logger
-	now   func() time.Time
-	dial  proxy.DialFunc
-	pool  *proxy.BufferPool
-	lm    *listener.Manager
-	lmOpt []listener.Option // WithListen
-	mon   *health.Monitor
-	port  *health.Port
-	check *http.Client // stage-2 checks
+	cfg      Config
+	log      *zap.Logger
+	now      func() time.Time
+	dial     proxy.DialFunc
+	pool     *proxy.BufferPool
+	lm       *listener.Manager
+	lmOpt    []listener.Option // WithListen
+	mon      *health.Monitor
+	port     *health.Port
+	check    *http.Client // stage-2 checks
+	obs      *observe.Observer
+	logW     io.Writer    // WithAccessLogWriter
+	logClose func() error // the access log's file, if opened
 
 	applyMu sync.Mutex // one Apply at a time
 
@@ -94,6 +99,9 @@ func New(cfg Config, opts ...Option) (*Dataplane, error) {
 	}
 	if d.dial == nil {
 		d.dial = (&net.Dialer{}).DialContext
+	}
+	if err := d.initObserver(); err != nil {
+		return nil, err
 	}
 	d.check = &http.Client{Transport: &http.Transport{
 		DialContext: d.dial, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute,
@@ -290,5 +298,8 @@ func (d *Dataplane) Shutdown(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 	<-d.stopped
+	if d.logClose != nil {
+		d.logClose()
+	}
 	return err
 }

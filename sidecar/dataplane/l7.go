@@ -65,16 +65,18 @@ func (d *Dataplane) l7Egress(addr net.Addr, s egressSettings, cl *cluster.Cluste
 		BudgetPercent: d.cfg.RetryBudgetPercent, MinRetries: d.cfg.MinRetryConcurrency,
 		MaxRequests: int64(d.cfg.MaxConnections), BodyLimit: bodyLimit,
 		HeadTimeout: d.cfg.HeadTimeout, UpstreamIdle: d.upstreamIdle(),
+		Observe: d.obs.Listener(s.service, "egress"),
 	}
-	return l7Handler{Server: l7.NewServer(addr, h1, h2, l7.DialFunc(d.dial), s.connectTimeout, d.cfg.IdleTimeout), tr: tr}
+	return l7Handler{Server: l7.NewServer(addr, h1, h1.Observe.Wrap(h2), l7.DialFunc(d.dial), s.connectTimeout, d.cfg.IdleTimeout), tr: tr}
 }
 
 // l7Ingress builds the ingress handler, to the one target.
 func (d *Dataplane) l7Ingress(addr net.Addr, service, target string, p sidecarpb.Protocol, ls *stats.Counters, lim *limit.Limiter) listener.Handler {
 	tr := l7.NewTransports(l7.DialFunc(d.dial), d.cfg.DefaultConnectTimeout, d.upstreamIdle())
 	h2 := &l7.Ingress{Target: target, Listener: ls, Transports: tr, GRPC: p == sidecarpb.Protocol_PROTOCOL_GRPC, Pool: copyPool(), Limit: lim}
-	h1 := &l7.H1{Target: target, Listener: ls, BodyLimit: bodyLimit, HeadTimeout: d.cfg.HeadTimeout, UpstreamIdle: d.upstreamIdle(), Limit: lim}
-	return l7Handler{Server: l7.NewServer(addr, h1, h2, l7.DialFunc(d.dial), d.cfg.DefaultConnectTimeout, d.cfg.IdleTimeout), tr: tr}
+	h1 := &l7.H1{Target: target, Listener: ls, BodyLimit: bodyLimit, HeadTimeout: d.cfg.HeadTimeout, UpstreamIdle: d.upstreamIdle(), Limit: lim,
+		Observe: d.obs.Listener(service, "ingress")}
+	return l7Handler{Server: l7.NewServer(addr, h1, h1.Observe.Wrap(h2), l7.DialFunc(d.dial), d.cfg.DefaultConnectTimeout, d.cfg.IdleTimeout), tr: tr}
 }
 
 // upstreamIdle is how long a pooled L7 upstream connection may stay idle.

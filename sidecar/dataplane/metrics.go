@@ -33,6 +33,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descActive, descRequests, descRetries, descBytes, descFailures, descEject, descHealthy, descApp, descReady, descVersion} {
 		ch <- d
 	}
+	c.d.obs.Collector().Describe(ch)
 }
 
 func counters(ch chan<- prometheus.Metric, v stats.View, labels ...string) {
@@ -48,6 +49,7 @@ func counters(ch chan<- prometheus.Metric, v stats.View, labels ...string) {
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
+	c.d.obs.Collector().Collect(ch)
 	s := c.d.Stats()
 	ready := 0.0
 	if s.Ready {

@@ -79,13 +79,13 @@ func (d *Dataplane) egressSpec(l *sidecarpb.EgressListener, c *sidecarpb.Cluster
 			if s.protocol == sidecarpb.Protocol_PROTOCOL_DUBBO {
 				return d.dubboEgress(s, cl, ls)
 			}
-			return &proxy.Egress{
+			return d.observeL4(&proxy.Egress{
 				Cluster: cl, Listener: ls, Dial: d.dial, Pool: d.pool,
 				Log:            d.log.Named("sidecar.proxy").With(zap.String("service", s.service)),
 				ConnectTimeout: s.connectTimeout, Retries: s.retries,
 				MaxConnections: int64(d.cfg.MaxConnections),
 				Pipe:           proxy.PipeConfig{Idle: d.cfg.IdleTimeout, FirstByte: s.firstByte},
-			}
+			}, s.service, "egress")
 		},
 	}
 }
@@ -102,13 +102,13 @@ func (d *Dataplane) ingressSpec(l *sidecarpb.IngressListener, ls *stats.Counters
 			if proto == sidecarpb.Protocol_PROTOCOL_DUBBO {
 				return d.dubboIngress(l.GetService(), target, ls)
 			}
-			return &proxy.Ingress{
+			return d.observeL4(&proxy.Ingress{
 				Target: target, Listener: ls, Dial: d.dial, Pool: d.pool,
 				Log:            d.log.Named("sidecar.proxy").With(zap.String("service", l.GetService())),
 				ConnectTimeout: d.cfg.DefaultConnectTimeout,
 				Pipe:           proxy.PipeConfig{Idle: d.cfg.IdleTimeout},
 				Limit:          lim,
-			}
+			}, l.GetService(), "ingress")
 		},
 	}
 }

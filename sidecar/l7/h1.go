@@ -14,6 +14,7 @@ import (
 
 	"github.com/detourmesh/detour/sidecar/cluster"
 	"github.com/detourmesh/detour/sidecar/limit"
+	"github.com/detourmesh/detour/sidecar/observe"
 	"github.com/detourmesh/detour/sidecar/route"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
@@ -52,6 +53,8 @@ type H1 struct {
 	UpstreamIdle time.Duration
 	// Limit, when set, caps what an ingress admits (429, Retry-After).
 	Limit *limit.Limiter
+	// Observe, when set, records each request (histogram, access log).
+	Observe *observe.Listener
 
 	pool               *connPool
 	inflight, retrying atomic.Int64
@@ -105,6 +108,11 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 	var out io.Writer = c
 	if idle > 0 {
 		out = writeGap{c, idle}
+	}
+	var sniff *observe.Sniffer
+	if h.Observe != nil {
+		sniff = &observe.Sniffer{W: out}
+		out = sniff
 	}
 	bw := bufio.NewWriterSize(out, 16<<10)
 	gone := func() bool { // has the client closed its side?
@@ -168,6 +176,16 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 			lr.gap = idle
 		}
 		req.RemoteAddr = remote
+		if sniff != nil {
+			start := time.Now()
+			sniff.Reset()
+			ok := h.handle(req, bw, gone)
+			h.Observe.Done(observe.Request{Method: req.Method, Path: req.URL.Path, Proto: req.Proto, Remote: remote, Status: sniff.Status()}, start)
+			if !ok {
+				return
+			}
+			continue
+		}
 		if !h.handle(req, bw, gone) {
 			return
 		}
