@@ -298,6 +298,7 @@ func (d *Dataplane) Shutdown(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 	<-d.stopped
+	d.obs.Close()
 	if d.logClose != nil {
 		d.logClose()
 	}

@@ -39,6 +39,7 @@ func (d *Dataplane) initObserver() error {
 		return err
 	}
 	d.obs = o
+	o.Start()
 	return nil
 }
 

@@ -5,11 +5,11 @@
 package observe
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -33,8 +33,11 @@ type Observer struct {
 	mode   string
 	sample float64
 
-	mu sync.Mutex // one line at a time
-	w  io.Writer
+	mu      sync.Mutex // guards buf and w
+	w       io.Writer
+	buf     []byte // lines not yet written
+	stop    chan struct{}
+	stopped chan struct{}
 }
 
 // New returns an observer logging to w in mode (Off, Sampled: a share
@@ -56,6 +59,38 @@ func New(w io.Writer, mode string, sample float64) (*Observer, error) {
 		}, []string{"service", "direction", "outcome"}),
 		mode: mode, sample: sample, w: w,
 	}, nil
+}
+
+// Start flushes the access log every flushEvery until Close; without it
+// lines are written when the buffer fills (and by Close).
+func (o *Observer) Start() {
+	if o.mode == Off || o.stop != nil {
+		return
+	}
+	o.stop, o.stopped = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(o.stopped)
+		t := time.NewTicker(flushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-o.stop:
+				return
+			case <-t.C:
+				o.Flush()
+			}
+		}
+	}()
+}
+
+// Close stops the flusher and writes what is left.
+func (o *Observer) Close() {
+	if o.stop != nil {
+		close(o.stop)
+		<-o.stopped
+		o.stop = nil
+	}
+	o.Flush()
 }
 
 // Collector is the histogram, for the sidecar's registry.
@@ -98,20 +133,6 @@ type Request struct {
 	GRPCStatus string
 }
 
-type requestLine struct {
-	Time       string  `json:"ts"`
-	Kind       string  `json:"kind"`
-	Service    string  `json:"service"`
-	Direction  string  `json:"direction"`
-	Method     string  `json:"method"`
-	Path       string  `json:"path"`
-	Proto      string  `json:"proto"`
-	Remote     string  `json:"remote,omitempty"`
-	Status     int     `json:"status"`
-	GRPCStatus string  `json:"grpc_status,omitempty"`
-	Duration   float64 `json:"duration_ms"`
-}
-
 // Done records a request that began at start.
 func (l *Listener) Done(r Request, start time.Time) {
 	if l == nil {
@@ -124,19 +145,22 @@ func (l *Listener) Done(r Request, start time.Time) {
 	}
 	l.obs[i].Observe(d.Seconds())
 	if l.logs() {
-		l.o.line(requestLine{Time: start.UTC().Format(time.RFC3339Nano), Kind: "request", Service: l.service, Direction: l.direction,
-			Method: r.Method, Path: r.Path, Proto: r.Proto, Remote: r.Remote, Status: r.Status, GRPCStatus: r.GRPCStatus,
-			Duration: float64(d.Microseconds()) / 1000})
+		l.o.line(func(b []byte) []byte {
+			b = l.head(b, start, "request")
+			b = str(b, "method", r.Method)
+			b = str(b, "path", r.Path)
+			b = str(b, "proto", r.Proto)
+			if r.Remote != "" {
+				b = str(b, "remote", r.Remote)
+			}
+			b = append(b, `,"status":`...)
+			b = strconv.AppendInt(b, int64(r.Status), 10)
+			if r.GRPCStatus != "" {
+				b = str(b, "grpc_status", r.GRPCStatus)
+			}
+			return ms(b, d)
+		})
 	}
-}
-
-type connLine struct {
-	Time      string  `json:"ts"`
-	Kind      string  `json:"kind"`
-	Service   string  `json:"service"`
-	Direction string  `json:"direction"`
-	Remote    string  `json:"remote"`
-	Duration  float64 `json:"duration_ms"`
 }
 
 // Conn records an L4 connection that began at start.
@@ -144,19 +168,12 @@ func (l *Listener) Conn(c net.Conn, start time.Time) {
 	if l == nil || !l.logs() {
 		return
 	}
-	l.o.line(connLine{Time: start.UTC().Format(time.RFC3339Nano), Kind: "connection", Service: l.service, Direction: l.direction,
-		Remote: c.RemoteAddr().String(), Duration: float64(time.Since(start).Microseconds()) / 1000})
-}
-
-func (o *Observer) line(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return
-	}
-	b = append(b, '\n')
-	o.mu.Lock()
-	o.w.Write(b) // a full disk loses lines, never requests
-	o.mu.Unlock()
+	d := time.Since(start)
+	l.o.line(func(b []byte) []byte {
+		b = l.head(b, start, "connection")
+		b = str(b, "remote", c.RemoteAddr().String())
+		return ms(b, d)
+	})
 }
 
 // Logs says whether the access log is on.

@@ -3,6 +3,7 @@ package observe
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -53,6 +54,7 @@ func TestWrapAndLog(t *testing.T) {
 	for _, p := range []string{"/a", "/grpc"} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
 	}
+	o.Flush()
 	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("log: %q", log.String())
@@ -94,5 +96,37 @@ func TestWrapAndLog(t *testing.T) {
 	o2.Listener("s", "ingress").Done(Request{Status: 200}, time.Now())
 	if log.Len() != 0 {
 		t.Fatal("off logged")
+	}
+}
+
+// FuzzLine: whatever a request carries, its line is one valid JSON object.
+func FuzzLine(f *testing.F) {
+	f.Add("/a\"b\\c", "GET", "\x00\xff\u2028")
+	f.Fuzz(func(t *testing.T, path, method, remote string) {
+		var log bytes.Buffer
+		o, _ := New(&log, Full, 0)
+		o.Listener("s", "egress").Done(Request{Method: method, Path: path, Remote: remote, Status: 200}, time.Now())
+		o.Close()
+		line := bytes.TrimSuffix(log.Bytes(), []byte("\n"))
+		var m map[string]any
+		if bytes.Count(line, []byte("\n")) != 0 || json.Unmarshal(line, &m) != nil {
+			t.Fatalf("not one JSON line: %q", log.Bytes())
+		}
+	})
+}
+
+// BenchmarkDone: what a request pays for the histogram, and for the
+// histogram and a full access-log line (buffered, written to io.Discard).
+func BenchmarkDone(b *testing.B) {
+	for _, mode := range []string{Off, Full} {
+		b.Run(mode, func(b *testing.B) {
+			o, _ := New(io.Discard, mode, 0)
+			l := o.Listener("web", "egress")
+			r := Request{Method: "GET", Path: "/hello", Proto: "HTTP/1.1", Remote: "127.0.0.1:40000", Status: 200}
+			b.ReportAllocs()
+			for b.Loop() {
+				l.Done(r, time.Now())
+			}
+		})
 	}
 }
