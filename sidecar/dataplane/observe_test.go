@@ -19,8 +19,12 @@ type lockedBuf struct {
 	b  bytes.Buffer
 }
 
-func (l *lockedBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *lockedBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestAccessLogAndHistograms: full logging writes one JSON line per
 // request at L7 and per connection at L4; the duration histogram counts
@@ -82,5 +86,7 @@ func TestAccessLogAndHistograms(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	eventually(t, "a connection line", func() bool { return strings.Contains(log.String(), `"kind":"connection","service":"db","direction":"egress"`) })
+	eventually(t, "a connection line", func() bool {
+		return strings.Contains(log.String(), `"kind":"connection","service":"db","direction":"egress"`)
+	})
 }
