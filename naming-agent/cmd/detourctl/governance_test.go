@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -19,8 +20,14 @@ func TestRoutesAndLimitsCommands(t *testing.T) {
 	srv := registrytest.NewFakeServer()
 	cli := srv.Client(nil)
 	defer cli.Close()
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"listeners":[{"listen":"127.0.0.1:20000","kind":"ingress","service":"web","limit":{"admitted":90,"rate_limited":10}}],
+			"clusters":[{"service":"web","routes":{"rules":[{"name":"testers","matched":7}],"unmatched":100,"fallback":2}}]}`))
+	}))
+	defer admin.Close()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
+	cfg.Sidecar.Admin = strings.TrimPrefix(admin.URL, "http://")
 	a, err := agent.New(cfg, cli, agent.WithPortProbe(func(string, int) bool { return true }))
 	if err != nil {
 		t.Fatal(err)
@@ -43,9 +50,12 @@ func TestRoutesAndLimitsCommands(t *testing.T) {
 		{args: []string{"routes", "set", "web", good}, stdout: "routes of web set"},
 		{args: []string{"routes", "set", "web", bad}, code: 1, stderr: "routes.split: weights sum to 50, not 100"},
 		{args: []string{"routes", "show", "web"}, stdout: `"weight": 5`},
+		{args: []string{"routes", "show", "web"}, stdout: "rule 0 testers: matched 7"},
+		{args: []string{"routes", "show", "web"}, stdout: "unmatched 100, fallback 2"},
 		{args: []string{"routes", "clear", "web"}, stdout: "routes of web cleared"},
 		{args: []string{"limits", "set", "web", "-"}, stdout: "limits of web set"},
 		{args: []string{"limits", "show", "web"}, stdout: `"rps": 100`},
+		{args: []string{"limits", "show", "web"}, stdout: "admitted 90, rate limited 10"},
 		{args: []string{"routes", "set", "web"}, code: 2, stderr: "want set SERVICE FILE"},
 		{args: []string{"routes", "drop", "web"}, code: 2, stderr: "want set, show or clear"},
 		{args: []string{"routes", "set", "nobody", good}, code: 1, stderr: "neither published nor subscribed"},
