@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/detourmesh/detour/sidecar/cluster"
@@ -455,7 +456,11 @@ func (h *H1) roundTrip(addr string, req *http.Request, body []byte, replayable b
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil, nil, stats.RequestTimeout, errRequestTimeout
 			}
-			if uc.reused && replayable && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)) {
+			// A reset or broken pipe is the same race as EOF: the
+			// upstream closed the idle connection as the request went
+			// out (a draining sidecar handing over, say).
+			if uc.reused && replayable && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+				errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
 				continue
 			}
 			return nil, nil, stats.Other, err

@@ -12,6 +12,7 @@ package l7
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -107,6 +108,7 @@ type Egress struct {
 
 var (
 	errRequestTimeout = errors.New("request timeout")
+	errNotReplayable  = errors.New("request body: not kept for a resend")
 )
 
 func (h *Egress) retryAllowed() bool {
@@ -203,6 +205,15 @@ func (h *Egress) try(rt http.RoundTripper, out *http.Request, ep *cluster.Endpoi
 	req.Body = body.attempt()
 	if out.Body == nil || out.Body == http.NoBody {
 		req.Body = out.Body
+	}
+	// With GetBody the transport itself resends a request the upstream
+	// never processed (HTTP/2 GOAWAY or a refused stream from a draining
+	// sidecar) instead of failing it.
+	req.GetBody = func() (io.ReadCloser, error) {
+		if !body.replayable() {
+			return nil, errNotReplayable
+		}
+		return body.attempt(), nil
 	}
 	resp, err := rt.RoundTrip(req)
 	if timer != nil {

@@ -18,6 +18,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -45,7 +46,8 @@ type flags struct {
 	pidFile                string
 	drain                  time.Duration
 	pprof, version         bool
-	checkConfig            bool
+	checkConfig, reload    bool
+	handoverTimeout        time.Duration
 	dp                     dataplane.Config
 }
 
@@ -77,6 +79,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.dp.AccessLogMode, "access-log-mode", f.dp.AccessLogMode, "off, sampled or full")
 	fs.Float64Var(&f.dp.AccessLogSample, "access-log-sample", f.dp.AccessLogSample, "share of requests and connections logged when sampled (0-1]")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.BoolVar(&f.reload, "reload", false, "upgrade: signal the serving sidecar ($MAINPID, else --pid-file) to hand its sockets to a fresh start of its binary; exit 0 when the new process serves, 1 when it failed (the old one keeps serving)")
+	fs.DurationVar(&f.handoverTimeout, "handover-timeout", 30*time.Second, "how long a new process may take to serve before the hand-over is abandoned")
 	fs.StringVar(&f.pidFile, "pid-file", "", "write this process's PID here while it serves (systemd PIDFile=); empty: none")
 	fs.BoolVar(&f.checkConfig, "check-config", false, "validate the flags, print what is wrong naming the flag, and exit (0 valid, 2 not)")
 	if err := fs.Parse(args); err != nil {
@@ -115,6 +119,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case f.checkConfig:
 		fmt.Fprintln(stdout, "sidecar: flags valid")
 		return 0
+	case f.reload:
+		return reload(f.pidFile, f.handoverTimeout+5*time.Second, stdout, stderr)
 	}
 	var level zapcore.Level
 	if err := level.Set(f.logLevel); err != nil {
@@ -130,25 +136,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer log.Sync()
 
-	dp, err := dataplane.New(f.dp, dataplane.WithLogger(log))
+	ho, err := inherit()
+	if err != nil {
+		log.Error("hand-over", zap.Error(err))
+		return 1
+	}
+	socks := newSockets()
+	if ho != nil {
+		for addr, fd := range ho.Listeners {
+			socks.inherited[addr] = fdFile(fd, addr)
+		}
+	}
+	dp, err := dataplane.New(f.dp, dataplane.WithLogger(log), dataplane.WithListen(socks.listen))
 	if err != nil {
 		log.Error("config", zap.Error(err))
 		return 2
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(dp.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ln, err := net.Listen("tcp", f.admin)
+	ln, err := listenAdmin(f.admin, ho)
 	if err != nil {
-		log.Error("admin listen", zap.Error(err))
+		log.Error("admin listen: is another sidecar running? (upgrade one with sidecar --reload)", zap.Error(err))
 		return 1
 	}
-	if f.pidFile != "" {
-		if err := writePIDFile(f.pidFile); err != nil {
-			log.Error("pid file", zap.Error(err))
+	if ho != nil {
+		if err := takeOver(ctx, dp, socks, ho); err != nil {
+			log.Error("hand-over: the old process keeps serving", zap.Error(err))
 			return 1
 		}
-		defer os.Remove(f.pidFile)
+		log.Info("took over the listening sockets", zap.Int("listeners", len(ho.Listeners)))
 	}
+	defer removePIDFile(f.pidFile)
 	var h http.Handler = admin.Handler(dp, reg)
 	if f.pprof {
 		mux := http.NewServeMux()
@@ -164,15 +182,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := control.Default(f.agent)
 	cfg.AdminAddr, cfg.Build, cfg.HostIP = ln.Addr().String(), version.String("sidecar"), f.dp.HostIP
 	cfg.SecretFile = f.secretFile
+	cfg.Instance = instanceName(ho)
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		control.New(cfg, dp, log).Run(cctx)
-	}()
+	cdp := &firstApply{Dataplane: dp, applied: make(chan struct{})}
+	var controlOnce sync.Once
+	startControl := func() {
+		controlOnce.Do(func() {
+			go func() {
+				defer close(done)
+				control.New(cfg, cdp, log).Run(cctx)
+			}()
+		})
+	}
+	if ho == nil {
+		startControl()
+	}
 	log.Info("sidecar started", zap.String("agent", f.agent), zap.String("admin", ln.Addr().String()))
-	go notifyWhenReady(cctx, dp, log) // systemd Type=notify: ready once the first config is applied
+	// systemd Type=notify: ready once the first config is applied (a
+	// successor: once the inherited one is); then the PID file names us,
+	// and a successor's control stream starts (the agent sees it as a
+	// reconnect of the same instance).
+	go notifyWhenReady(cctx, dp, log, func() {
+		if ho != nil {
+			// Our control stream (the old one's instance) must have
+			// replaced the old process's before that one closes its own:
+			// the agent then never sees its sidecar disconnected.
+			startControl()
+			cdp.wait(cctx, log, f.handoverTimeout/2)
+		}
+		if err := writePIDFile(f.pidFile); err != nil {
+			log.Error("pid file", zap.Error(err))
+		}
+		if ho != nil {
+			if err := sayReady(ho); err != nil {
+				log.Error("hand-over: telling the old process", zap.Error(err))
+			}
+		}
+	})
 
-	<-ctx.Done()
+	if code, handedOver := serveUntil(ctx, f, log, dp, ln, socks, cfg.Instance, adminSrv, cancel, done); handedOver {
+		return code
+	}
 	log.Info("draining", zap.Duration("deadline", f.drain))
 	dctx, dcancel := context.WithTimeout(context.Background(), f.drain)
 	defer dcancel()
@@ -180,6 +230,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// accepting and let work in flight finish.
 	err = dp.Shutdown(dctx)
 	cancel()
+	startControl() // a successor stopped before it was ready never started it
 	<-done
 	adminSrv.Close()
 	if err != nil {
