@@ -7,6 +7,7 @@ import (
 
 	"github.com/detourmesh/detour/sidecar/cluster"
 	"github.com/detourmesh/detour/sidecar/dubbo"
+	"github.com/detourmesh/detour/sidecar/limit"
 	"github.com/detourmesh/detour/sidecar/listener"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
@@ -29,12 +30,12 @@ func (d *Dataplane) dubboEgress(s egressSettings, cl *cluster.Cluster, ls *stats
 const ingressCallBound = 10 * time.Minute
 
 // dubboIngress sends each call to the one target.
-func (d *Dataplane) dubboIngress(service, target string, ls *stats.Counters) listener.Handler {
+func (d *Dataplane) dubboIngress(service, target string, ls *stats.Counters, lim *limit.Limiter) listener.Handler {
 	return &dubbo.Proxy{
 		Target: target, Listener: ls, Dial: dubbo.DialFunc(d.dial),
 		Log:            d.log.Named("sidecar.dubbo").With(zap.String("service", service)),
 		ConnectTimeout: d.cfg.DefaultConnectTimeout, RequestTimeout: ingressCallBound,
 		Idle: d.cfg.IdleTimeout, ClientIdle: d.cfg.IdleTimeout,
-		MaxRequests: int64(d.cfg.MaxConnections),
+		MaxRequests: int64(d.cfg.MaxConnections), Limit: lim,
 	}
 }

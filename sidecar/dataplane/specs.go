@@ -100,7 +100,7 @@ func (d *Dataplane) ingressSpec(l *sidecarpb.IngressListener, ls *stats.Counters
 				return d.l7Ingress(addr, l.GetService(), target, proto, ls, lim)
 			}
 			if proto == sidecarpb.Protocol_PROTOCOL_DUBBO {
-				return d.dubboIngress(l.GetService(), target, ls)
+				return d.dubboIngress(l.GetService(), target, ls, lim)
 			}
 			return d.observeL4(&proxy.Ingress{
 				Target: target, Listener: ls, Dial: d.dial, Pool: d.pool,

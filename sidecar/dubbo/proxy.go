@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/detourmesh/detour/sidecar/cluster"
+	"github.com/detourmesh/detour/sidecar/limit"
 	"github.com/detourmesh/detour/sidecar/listener"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
@@ -59,6 +60,9 @@ type Proxy struct {
 	// MaxRequests bounds the calls in flight (0: no bound); one more is
 	// answered SERVER_THREADPOOL_EXHAUSTED.
 	MaxRequests int64
+	// Limit, when set, is the ingress's inbound limit; a call over it is
+	// answered SERVER_THREADPOOL_EXHAUSTED (Dubbo's overload status).
+	Limit *limit.Limiter
 	// MaxBody bounds a frame's body (0: DefaultMaxBody); a larger one
 	// closes its connection.
 	MaxBody int
@@ -188,6 +192,25 @@ func (p *Proxy) forward(d *downstream, h Header, f []byte, b *batch) {
 		}
 		d.inflight.Add(1)
 	}
+	if p.Limit != nil {
+		ok, _ := p.Limit.Acquire()
+		if !ok {
+			if !cl.oneWay {
+				p.answer(cl, StatusThreadpoolExhausted, "detour sidecar: inbound limit")
+			}
+			return
+		}
+		if cl.oneWay {
+			p.Limit.Release() // counted against the rate only
+		} else {
+			cl.limited = true
+		}
+	}
+	if p.Cluster != nil {
+		// Routes at L4 granularity for now: the split, per call (no
+		// attachment matches).
+		cl.subset = p.Cluster.Routes().Choose(nil, "")
+	}
 	p.dispatch(cl, f, nil, b)
 }
 
@@ -199,7 +222,7 @@ func (p *Proxy) dispatch(cl *call, f []byte, exclude *cluster.Endpoint, b *batch
 	addr, ep := p.Target, (*cluster.Endpoint)(nil)
 	if p.Cluster != nil {
 		var err error
-		if ep, err = p.Cluster.Pick(exclude); err != nil {
+		if ep, err = p.Cluster.PickSubset(cl.subset, exclude); err != nil {
 			p.fail(stats.NoHealthy)
 			p.answer(cl, StatusServiceNotFound, "detour sidecar: "+err.Error())
 			return
@@ -302,6 +325,15 @@ func (p *Proxy) response(uc *upConn, h Header, f []byte, b *batch) {
 	}
 	p.inflight.Add(-1)
 	cl.d.inflight.Add(-1)
+	p.release(cl)
+}
+
+// release gives back cl's place in the inbound limit.
+func (p *Proxy) release(cl *call) {
+	if cl.limited {
+		cl.limited = false
+		p.Limit.Release()
+	}
 }
 
 // finish ends a call that got no response: counted as a failure of kind
@@ -327,6 +359,7 @@ func (p *Proxy) answer(cl *call, status byte, msg string) {
 	cl.d.w.write(ErrorResponse(Header{ID: cl.id}, status, msg), nil)
 	p.inflight.Add(-1)
 	cl.d.inflight.Add(-1)
+	p.release(cl)
 }
 
 // failureStatus says a response status counts against the endpoint:

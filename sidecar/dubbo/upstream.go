@@ -56,6 +56,10 @@ type call struct {
 	// req is the request frame, kept for a retry (egress with retries).
 	req     []byte
 	attempt int
+	// subset is the routes' choice for the call (egress); limited: the
+	// call holds a place in the inbound limit (ingress).
+	subset  string
+	limited bool
 }
 
 // usable says new calls may go on uc.
