@@ -44,7 +44,7 @@ func (c *counts) record(err error) {
 		return
 	}
 	c.failed.Add(1)
-	c.lastErr.Store(err.Error())
+	c.lastErr.Store(time.Now().UTC().Format("15:04:05.000000") + " " + err.Error())
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused"):
 		c.refused.Add(1)
