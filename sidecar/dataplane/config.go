@@ -53,6 +53,11 @@ type Config struct {
 	AccessLog       string  `yaml:"access_log"`
 	AccessLogMode   string  `yaml:"access_log_mode"`
 	AccessLogSample float64 `yaml:"access_log_sample"`
+	// OTLPEndpoint, when set, is the OpenTelemetry collector (OTLP/gRPC,
+	// host:port, plaintext) that gets a span per L7 request and hop;
+	// TraceSample of the traces that come unsampled-by-caller are kept.
+	OTLPEndpoint string  `yaml:"otlp_endpoint"`
+	TraceSample  float64 `yaml:"trace_sample"`
 }
 
 // Default returns the defaults.
@@ -74,6 +79,7 @@ func Default() Config {
 		AccessLog:              "-",
 		AccessLogMode:          "off",
 		AccessLogSample:        0.01,
+		TraceSample:            1,
 	}
 }
 

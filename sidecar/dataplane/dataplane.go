@@ -42,8 +42,9 @@ type Dataplane struct {
 	port     *health.Port
 	check    *http.Client // stage-2 checks
 	obs      *observe.Observer
-	logW     io.Writer    // WithAccessLogWriter
-	logClose func() error // the access log's file, if opened
+	logW     io.Writer       // WithAccessLogWriter
+	logClose func() error    // the access log's file, if opened
+	tracer   *observe.Tracer // nil: no traces
 
 	applyMu sync.Mutex // one Apply at a time
 
@@ -299,6 +300,11 @@ func (d *Dataplane) Shutdown(ctx context.Context) error {
 	d.mu.Unlock()
 	<-d.stopped
 	d.obs.Close()
+	if d.tracer != nil {
+		tctx, cancel := context.WithTimeout(context.Background(), 2*time.Second) // ctx may be spent on the drain
+		d.tracer.Shutdown(tctx)
+		cancel()
+	}
 	if d.logClose != nil {
 		d.logClose()
 	}

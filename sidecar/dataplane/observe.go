@@ -38,6 +38,14 @@ func (d *Dataplane) initObserver() error {
 	if err != nil {
 		return err
 	}
+	if d.cfg.OTLPEndpoint != "" {
+		t, err := observe.NewTracer(d.cfg.OTLPEndpoint, d.cfg.TraceSample, d.cfg.HostIP)
+		if err != nil {
+			return err
+		}
+		o.SetTracer(t)
+		d.tracer = t
+	}
 	d.obs = o
 	o.Start()
 	return nil

@@ -180,8 +180,11 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 		if sniff != nil {
 			start := time.Now()
 			sniff.Reset()
+			sp := h.Observe.StartSpan(req.Header, req.Method, req.URL.Path)
 			ok := h.handle(req, bw, gone)
-			h.Observe.Done(observe.Request{Method: req.Method, Path: req.URL.Path, Proto: req.Proto, Remote: remote, Status: sniff.Status()}, start)
+			r := observe.Request{Method: req.Method, Path: req.URL.Path, Proto: req.Proto, Remote: remote, Status: sniff.Status()}
+			observe.EndSpan(sp, r)
+			h.Observe.Done(r, start)
 			if !ok {
 				return
 			}

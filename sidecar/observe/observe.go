@@ -33,6 +33,7 @@ type Observer struct {
 	mode   string
 	sample float64
 
+	tracer  *Tracer    // nil: no traces
 	mu      sync.Mutex // guards buf and w
 	w       io.Writer
 	buf     []byte // lines not yet written

@@ -14,6 +14,7 @@ func (l *Listener) Wrap(h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		sp := l.StartSpan(r.Header, r.Method, r.URL.Path)
 		sw := &statusWriter{ResponseWriter: w}
 		h.ServeHTTP(sw, r)
 		g := w.Header().Get("Grpc-Status")
@@ -23,7 +24,9 @@ func (l *Listener) Wrap(h http.Handler) http.Handler {
 		if sw.code == 0 {
 			sw.code = http.StatusOK
 		}
-		l.Done(Request{Method: r.Method, Path: r.URL.Path, Proto: r.Proto, Remote: r.RemoteAddr, Status: sw.code, GRPCStatus: g}, start)
+		req := Request{Method: r.Method, Path: r.URL.Path, Proto: r.Proto, Remote: r.RemoteAddr, Status: sw.code, GRPCStatus: g}
+		EndSpan(sp, req)
+		l.Done(req, start)
 	})
 }
 

@@ -78,6 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.dp.AccessLog, "access-log", f.dp.AccessLog, "the access log's file (JSON lines), - for stdout")
 	fs.StringVar(&f.dp.AccessLogMode, "access-log-mode", f.dp.AccessLogMode, "off, sampled or full")
 	fs.Float64Var(&f.dp.AccessLogSample, "access-log-sample", f.dp.AccessLogSample, "share of requests and connections logged when sampled (0-1]")
+	fs.StringVar(&f.dp.OTLPEndpoint, "otlp-endpoint", "", "OpenTelemetry collector (OTLP/gRPC host:port, plaintext) for a span per L7 request and hop; empty: no traces")
+	fs.Float64Var(&f.dp.TraceSample, "trace-sample", f.dp.TraceSample, "share of traces kept when the caller did not decide (0-1)")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.BoolVar(&f.reload, "reload", false, "upgrade: signal the serving sidecar ($MAINPID, else --pid-file) to hand its sockets to a fresh start of its binary; exit 0 when the new process serves, 1 when it failed (the old one keeps serving)")
 	fs.DurationVar(&f.handoverTimeout, "handover-timeout", 30*time.Second, "how long a new process may take to serve before the hand-over is abandoned")
