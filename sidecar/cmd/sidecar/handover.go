@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -49,6 +48,19 @@ type sockets struct {
 	mu        sync.Mutex
 	ls        map[string]*net.TCPListener
 	inherited map[string]*os.File
+	// gate, when set, holds Accept back until open: a successor's
+	// listeners are added before the rest of its first snapshot (its
+	// clusters) is in place, and on an inherited socket a connection may
+	// be waiting already; meanwhile the old process accepts it.
+	gate     chan struct{}
+	gateOnce sync.Once
+}
+
+// open lets the listeners accept.
+func (s *sockets) open() {
+	if s.gate != nil {
+		s.gateOnce.Do(func() { close(s.gate) })
+	}
 }
 
 func newSockets() *sockets {
@@ -78,7 +90,7 @@ func (s *sockets) listen(network, addr string) (net.Listener, error) {
 	s.mu.Lock()
 	s.ls[addr] = tl
 	s.mu.Unlock()
-	return &trackedListener{TCPListener: tl, s: s, addr: addr}, nil
+	return &trackedListener{TCPListener: tl, s: s, addr: addr, done: make(chan struct{})}, nil
 }
 
 // closeUnused closes inherited sockets the snapshot did not ask for.
@@ -93,11 +105,25 @@ func (s *sockets) closeUnused() {
 
 type trackedListener struct {
 	*net.TCPListener
-	s    *sockets
-	addr string
+	s     *sockets
+	addr  string
+	done  chan struct{}
+	close sync.Once
+}
+
+func (t *trackedListener) Accept() (net.Conn, error) {
+	if t.s.gate != nil {
+		select {
+		case <-t.s.gate:
+		case <-t.done:
+			return nil, net.ErrClosed
+		}
+	}
+	return t.TCPListener.Accept()
 }
 
 func (t *trackedListener) Close() error {
+	t.close.Do(func() { close(t.done) })
 	t.s.mu.Lock()
 	if t.s.ls[t.addr] == t.TCPListener {
 		delete(t.s.ls, t.addr)
@@ -320,5 +346,3 @@ func trimNL(b []byte) []byte {
 	}
 	return b
 }
-
-var errHandedOver = errors.New("handed over")

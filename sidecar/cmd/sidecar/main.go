@@ -145,6 +145,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	socks := newSockets()
 	if ho != nil {
+		socks.gate = make(chan struct{})
 		for addr, fd := range ho.Listeners {
 			socks.inherited[addr] = fdFile(fd, addr)
 		}

@@ -43,6 +43,7 @@ func takeOver(ctx context.Context, dp *dataplane.Dataplane, socks *sockets, ho *
 		}
 	}
 	socks.closeUnused()
+	socks.open() // the whole snapshot is in place: accept
 	return nil
 }
 
