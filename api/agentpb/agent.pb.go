@@ -12,6 +12,7 @@
 package agentpb
 
 import (
+	sidecarpb "github.com/detourmesh/detour/api/sidecarpb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1404,11 +1405,265 @@ func (x *StatusResponse) GetMeshDisabled() []string {
 	return nil
 }
 
+type ServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceRequest) Reset() {
+	*x = ServiceRequest{}
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceRequest) ProtoMessage() {}
+
+func (x *ServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceRequest.ProtoReflect.Descriptor instead.
+func (*ServiceRequest) Descriptor() ([]byte, []int) {
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ServiceRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+// Routes and limits are the sidecar's own messages: the agent hands them
+// to the sidecar as they are (see api/agentjson for the JSON names).
+type SetRoutesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Routes        *sidecarpb.Routes      `protobuf:"bytes,2,opt,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRoutesRequest) Reset() {
+	*x = SetRoutesRequest{}
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRoutesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRoutesRequest) ProtoMessage() {}
+
+func (x *SetRoutesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRoutesRequest.ProtoReflect.Descriptor instead.
+func (*SetRoutesRequest) Descriptor() ([]byte, []int) {
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SetRoutesRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *SetRoutesRequest) GetRoutes() *sidecarpb.Routes {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+type RoutesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Routes        *sidecarpb.Routes      `protobuf:"bytes,2,opt,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoutesResponse) Reset() {
+	*x = RoutesResponse{}
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoutesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoutesResponse) ProtoMessage() {}
+
+func (x *RoutesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoutesResponse.ProtoReflect.Descriptor instead.
+func (*RoutesResponse) Descriptor() ([]byte, []int) {
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RoutesResponse) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *RoutesResponse) GetRoutes() *sidecarpb.Routes {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+type SetLimitsRequest struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Service       string                  `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Limits        *sidecarpb.InboundLimit `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLimitsRequest) Reset() {
+	*x = SetLimitsRequest{}
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLimitsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLimitsRequest) ProtoMessage() {}
+
+func (x *SetLimitsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLimitsRequest.ProtoReflect.Descriptor instead.
+func (*SetLimitsRequest) Descriptor() ([]byte, []int) {
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SetLimitsRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *SetLimitsRequest) GetLimits() *sidecarpb.InboundLimit {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+type LimitsResponse struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Service       string                  `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Limits        *sidecarpb.InboundLimit `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LimitsResponse) Reset() {
+	*x = LimitsResponse{}
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LimitsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LimitsResponse) ProtoMessage() {}
+
+func (x *LimitsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_detour_agent_v1_agent_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LimitsResponse.ProtoReflect.Descriptor instead.
+func (*LimitsResponse) Descriptor() ([]byte, []int) {
+	return file_detour_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *LimitsResponse) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *LimitsResponse) GetLimits() *sidecarpb.InboundLimit {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
 var File_detour_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_detour_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x1bdetour/agent/v1/agent.proto\x12\x0fdetour.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"5\n" +
+	"\x1bdetour/agent/v1/agent.proto\x12\x0fdetour.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fdetour/sidecar/v1/sidecar.proto\"5\n" +
 	"\vHealthCheck\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\"\xb0\x02\n" +
@@ -1519,7 +1774,21 @@ const file_detour_agent_v1_agent_proto_rawDesc = "" +
 	"\asidecar\x18\x03 \x01(\v2\x1e.detour.agent.v1.SidecarStatusR\asidecar\x12@\n" +
 	"\fpublications\x18\x04 \x03(\v2\x1c.detour.agent.v1.PublicationR\fpublications\x12C\n" +
 	"\rsubscriptions\x18\x05 \x03(\v2\x1d.detour.agent.v1.SubscriptionR\rsubscriptions\x12#\n" +
-	"\rmesh_disabled\x18\x06 \x03(\tR\fmeshDisabled2\xa8\x04\n" +
+	"\rmesh_disabled\x18\x06 \x03(\tR\fmeshDisabled\"*\n" +
+	"\x0eServiceRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\"_\n" +
+	"\x10SetRoutesRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x121\n" +
+	"\x06routes\x18\x02 \x01(\v2\x19.detour.sidecar.v1.RoutesR\x06routes\"]\n" +
+	"\x0eRoutesResponse\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x121\n" +
+	"\x06routes\x18\x02 \x01(\v2\x19.detour.sidecar.v1.RoutesR\x06routes\"e\n" +
+	"\x10SetLimitsRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x127\n" +
+	"\x06limits\x18\x02 \x01(\v2\x1f.detour.sidecar.v1.InboundLimitR\x06limits\"c\n" +
+	"\x0eLimitsResponse\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x127\n" +
+	"\x06limits\x18\x02 \x01(\v2\x1f.detour.sidecar.v1.InboundLimitR\x06limits2\xe8\x06\n" +
 	"\x05Agent\x12H\n" +
 	"\aPublish\x12\x1f.detour.agent.v1.PublishRequest\x1a\x1c.detour.agent.v1.Publication\x12R\n" +
 	"\tUnpublish\x12!.detour.agent.v1.UnpublishRequest\x1a\".detour.agent.v1.UnpublishResponse\x12X\n" +
@@ -1527,7 +1796,11 @@ const file_detour_agent_v1_agent_proto_rawDesc = "" +
 	"\aResolve\x12\x1f.detour.agent.v1.ResolveRequest\x1a\x17.detour.agent.v1.Answer\x12I\n" +
 	"\tSubscribe\x12!.detour.agent.v1.SubscribeRequest\x1a\x17.detour.agent.v1.Answer0\x01\x12L\n" +
 	"\aSetMesh\x12\x1f.detour.agent.v1.SetMeshRequest\x1a .detour.agent.v1.SetMeshResponse\x12I\n" +
-	"\x06Status\x12\x1e.detour.agent.v1.StatusRequest\x1a\x1f.detour.agent.v1.StatusResponseB*Z(github.com/detourmesh/detour/api/agentpbb\x06proto3"
+	"\x06Status\x12\x1e.detour.agent.v1.StatusRequest\x1a\x1f.detour.agent.v1.StatusResponse\x12M\n" +
+	"\tGetRoutes\x12\x1f.detour.agent.v1.ServiceRequest\x1a\x1f.detour.agent.v1.RoutesResponse\x12O\n" +
+	"\tSetRoutes\x12!.detour.agent.v1.SetRoutesRequest\x1a\x1f.detour.agent.v1.RoutesResponse\x12M\n" +
+	"\tGetLimits\x12\x1f.detour.agent.v1.ServiceRequest\x1a\x1f.detour.agent.v1.LimitsResponse\x12O\n" +
+	"\tSetLimits\x12!.detour.agent.v1.SetLimitsRequest\x1a\x1f.detour.agent.v1.LimitsResponseB*Z(github.com/detourmesh/detour/api/agentpbb\x06proto3"
 
 var (
 	file_detour_agent_v1_agent_proto_rawDescOnce sync.Once
@@ -1541,43 +1814,50 @@ func file_detour_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_detour_agent_v1_agent_proto_rawDescData
 }
 
-var file_detour_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_detour_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_detour_agent_v1_agent_proto_goTypes = []any{
-	(*HealthCheck)(nil),           // 0: detour.agent.v1.HealthCheck
-	(*PublishRequest)(nil),        // 1: detour.agent.v1.PublishRequest
-	(*Publication)(nil),           // 2: detour.agent.v1.Publication
-	(*UnpublishRequest)(nil),      // 3: detour.agent.v1.UnpublishRequest
-	(*UnpublishResponse)(nil),     // 4: detour.agent.v1.UnpublishResponse
-	(*UnsubscribeRequest)(nil),    // 5: detour.agent.v1.UnsubscribeRequest
-	(*UnsubscribeResponse)(nil),   // 6: detour.agent.v1.UnsubscribeResponse
-	(*ResolveRequest)(nil),        // 7: detour.agent.v1.ResolveRequest
-	(*SubscribeRequest)(nil),      // 8: detour.agent.v1.SubscribeRequest
-	(*Endpoint)(nil),              // 9: detour.agent.v1.Endpoint
-	(*Governance)(nil),            // 10: detour.agent.v1.Governance
-	(*Answer)(nil),                // 11: detour.agent.v1.Answer
-	(*SetMeshRequest)(nil),        // 12: detour.agent.v1.SetMeshRequest
-	(*SetMeshResponse)(nil),       // 13: detour.agent.v1.SetMeshResponse
-	(*StatusRequest)(nil),         // 14: detour.agent.v1.StatusRequest
-	(*RegistryStatus)(nil),        // 15: detour.agent.v1.RegistryStatus
-	(*SidecarStatus)(nil),         // 16: detour.agent.v1.SidecarStatus
-	(*ListenerState)(nil),         // 17: detour.agent.v1.ListenerState
-	(*EndpointState)(nil),         // 18: detour.agent.v1.EndpointState
-	(*Subscription)(nil),          // 19: detour.agent.v1.Subscription
-	(*StatusResponse)(nil),        // 20: detour.agent.v1.StatusResponse
-	nil,                           // 21: detour.agent.v1.PublishRequest.MetadataEntry
-	nil,                           // 22: detour.agent.v1.Publication.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*HealthCheck)(nil),            // 0: detour.agent.v1.HealthCheck
+	(*PublishRequest)(nil),         // 1: detour.agent.v1.PublishRequest
+	(*Publication)(nil),            // 2: detour.agent.v1.Publication
+	(*UnpublishRequest)(nil),       // 3: detour.agent.v1.UnpublishRequest
+	(*UnpublishResponse)(nil),      // 4: detour.agent.v1.UnpublishResponse
+	(*UnsubscribeRequest)(nil),     // 5: detour.agent.v1.UnsubscribeRequest
+	(*UnsubscribeResponse)(nil),    // 6: detour.agent.v1.UnsubscribeResponse
+	(*ResolveRequest)(nil),         // 7: detour.agent.v1.ResolveRequest
+	(*SubscribeRequest)(nil),       // 8: detour.agent.v1.SubscribeRequest
+	(*Endpoint)(nil),               // 9: detour.agent.v1.Endpoint
+	(*Governance)(nil),             // 10: detour.agent.v1.Governance
+	(*Answer)(nil),                 // 11: detour.agent.v1.Answer
+	(*SetMeshRequest)(nil),         // 12: detour.agent.v1.SetMeshRequest
+	(*SetMeshResponse)(nil),        // 13: detour.agent.v1.SetMeshResponse
+	(*StatusRequest)(nil),          // 14: detour.agent.v1.StatusRequest
+	(*RegistryStatus)(nil),         // 15: detour.agent.v1.RegistryStatus
+	(*SidecarStatus)(nil),          // 16: detour.agent.v1.SidecarStatus
+	(*ListenerState)(nil),          // 17: detour.agent.v1.ListenerState
+	(*EndpointState)(nil),          // 18: detour.agent.v1.EndpointState
+	(*Subscription)(nil),           // 19: detour.agent.v1.Subscription
+	(*StatusResponse)(nil),         // 20: detour.agent.v1.StatusResponse
+	(*ServiceRequest)(nil),         // 21: detour.agent.v1.ServiceRequest
+	(*SetRoutesRequest)(nil),       // 22: detour.agent.v1.SetRoutesRequest
+	(*RoutesResponse)(nil),         // 23: detour.agent.v1.RoutesResponse
+	(*SetLimitsRequest)(nil),       // 24: detour.agent.v1.SetLimitsRequest
+	(*LimitsResponse)(nil),         // 25: detour.agent.v1.LimitsResponse
+	nil,                            // 26: detour.agent.v1.PublishRequest.MetadataEntry
+	nil,                            // 27: detour.agent.v1.Publication.MetadataEntry
+	(*timestamppb.Timestamp)(nil),  // 28: google.protobuf.Timestamp
+	(*sidecarpb.Routes)(nil),       // 29: detour.sidecar.v1.Routes
+	(*sidecarpb.InboundLimit)(nil), // 30: detour.sidecar.v1.InboundLimit
 }
 var file_detour_agent_v1_agent_proto_depIdxs = []int32{
-	21, // 0: detour.agent.v1.PublishRequest.metadata:type_name -> detour.agent.v1.PublishRequest.MetadataEntry
+	26, // 0: detour.agent.v1.PublishRequest.metadata:type_name -> detour.agent.v1.PublishRequest.MetadataEntry
 	0,  // 1: detour.agent.v1.PublishRequest.health:type_name -> detour.agent.v1.HealthCheck
-	22, // 2: detour.agent.v1.Publication.metadata:type_name -> detour.agent.v1.Publication.MetadataEntry
+	27, // 2: detour.agent.v1.Publication.metadata:type_name -> detour.agent.v1.Publication.MetadataEntry
 	0,  // 3: detour.agent.v1.Publication.health:type_name -> detour.agent.v1.HealthCheck
 	9,  // 4: detour.agent.v1.Answer.endpoints:type_name -> detour.agent.v1.Endpoint
 	9,  // 5: detour.agent.v1.Answer.fallback:type_name -> detour.agent.v1.Endpoint
 	10, // 6: detour.agent.v1.Answer.governance:type_name -> detour.agent.v1.Governance
-	23, // 7: detour.agent.v1.RegistryStatus.error_since:type_name -> google.protobuf.Timestamp
-	23, // 8: detour.agent.v1.SidecarStatus.since:type_name -> google.protobuf.Timestamp
+	28, // 7: detour.agent.v1.RegistryStatus.error_since:type_name -> google.protobuf.Timestamp
+	28, // 8: detour.agent.v1.SidecarStatus.since:type_name -> google.protobuf.Timestamp
 	17, // 9: detour.agent.v1.SidecarStatus.listeners:type_name -> detour.agent.v1.ListenerState
 	18, // 10: detour.agent.v1.SidecarStatus.endpoints:type_name -> detour.agent.v1.EndpointState
 	11, // 11: detour.agent.v1.Subscription.answer:type_name -> detour.agent.v1.Answer
@@ -1585,25 +1865,37 @@ var file_detour_agent_v1_agent_proto_depIdxs = []int32{
 	16, // 13: detour.agent.v1.StatusResponse.sidecar:type_name -> detour.agent.v1.SidecarStatus
 	2,  // 14: detour.agent.v1.StatusResponse.publications:type_name -> detour.agent.v1.Publication
 	19, // 15: detour.agent.v1.StatusResponse.subscriptions:type_name -> detour.agent.v1.Subscription
-	1,  // 16: detour.agent.v1.Agent.Publish:input_type -> detour.agent.v1.PublishRequest
-	3,  // 17: detour.agent.v1.Agent.Unpublish:input_type -> detour.agent.v1.UnpublishRequest
-	5,  // 18: detour.agent.v1.Agent.Unsubscribe:input_type -> detour.agent.v1.UnsubscribeRequest
-	7,  // 19: detour.agent.v1.Agent.Resolve:input_type -> detour.agent.v1.ResolveRequest
-	8,  // 20: detour.agent.v1.Agent.Subscribe:input_type -> detour.agent.v1.SubscribeRequest
-	12, // 21: detour.agent.v1.Agent.SetMesh:input_type -> detour.agent.v1.SetMeshRequest
-	14, // 22: detour.agent.v1.Agent.Status:input_type -> detour.agent.v1.StatusRequest
-	2,  // 23: detour.agent.v1.Agent.Publish:output_type -> detour.agent.v1.Publication
-	4,  // 24: detour.agent.v1.Agent.Unpublish:output_type -> detour.agent.v1.UnpublishResponse
-	6,  // 25: detour.agent.v1.Agent.Unsubscribe:output_type -> detour.agent.v1.UnsubscribeResponse
-	11, // 26: detour.agent.v1.Agent.Resolve:output_type -> detour.agent.v1.Answer
-	11, // 27: detour.agent.v1.Agent.Subscribe:output_type -> detour.agent.v1.Answer
-	13, // 28: detour.agent.v1.Agent.SetMesh:output_type -> detour.agent.v1.SetMeshResponse
-	20, // 29: detour.agent.v1.Agent.Status:output_type -> detour.agent.v1.StatusResponse
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	29, // 16: detour.agent.v1.SetRoutesRequest.routes:type_name -> detour.sidecar.v1.Routes
+	29, // 17: detour.agent.v1.RoutesResponse.routes:type_name -> detour.sidecar.v1.Routes
+	30, // 18: detour.agent.v1.SetLimitsRequest.limits:type_name -> detour.sidecar.v1.InboundLimit
+	30, // 19: detour.agent.v1.LimitsResponse.limits:type_name -> detour.sidecar.v1.InboundLimit
+	1,  // 20: detour.agent.v1.Agent.Publish:input_type -> detour.agent.v1.PublishRequest
+	3,  // 21: detour.agent.v1.Agent.Unpublish:input_type -> detour.agent.v1.UnpublishRequest
+	5,  // 22: detour.agent.v1.Agent.Unsubscribe:input_type -> detour.agent.v1.UnsubscribeRequest
+	7,  // 23: detour.agent.v1.Agent.Resolve:input_type -> detour.agent.v1.ResolveRequest
+	8,  // 24: detour.agent.v1.Agent.Subscribe:input_type -> detour.agent.v1.SubscribeRequest
+	12, // 25: detour.agent.v1.Agent.SetMesh:input_type -> detour.agent.v1.SetMeshRequest
+	14, // 26: detour.agent.v1.Agent.Status:input_type -> detour.agent.v1.StatusRequest
+	21, // 27: detour.agent.v1.Agent.GetRoutes:input_type -> detour.agent.v1.ServiceRequest
+	22, // 28: detour.agent.v1.Agent.SetRoutes:input_type -> detour.agent.v1.SetRoutesRequest
+	21, // 29: detour.agent.v1.Agent.GetLimits:input_type -> detour.agent.v1.ServiceRequest
+	24, // 30: detour.agent.v1.Agent.SetLimits:input_type -> detour.agent.v1.SetLimitsRequest
+	2,  // 31: detour.agent.v1.Agent.Publish:output_type -> detour.agent.v1.Publication
+	4,  // 32: detour.agent.v1.Agent.Unpublish:output_type -> detour.agent.v1.UnpublishResponse
+	6,  // 33: detour.agent.v1.Agent.Unsubscribe:output_type -> detour.agent.v1.UnsubscribeResponse
+	11, // 34: detour.agent.v1.Agent.Resolve:output_type -> detour.agent.v1.Answer
+	11, // 35: detour.agent.v1.Agent.Subscribe:output_type -> detour.agent.v1.Answer
+	13, // 36: detour.agent.v1.Agent.SetMesh:output_type -> detour.agent.v1.SetMeshResponse
+	20, // 37: detour.agent.v1.Agent.Status:output_type -> detour.agent.v1.StatusResponse
+	23, // 38: detour.agent.v1.Agent.GetRoutes:output_type -> detour.agent.v1.RoutesResponse
+	23, // 39: detour.agent.v1.Agent.SetRoutes:output_type -> detour.agent.v1.RoutesResponse
+	25, // 40: detour.agent.v1.Agent.GetLimits:output_type -> detour.agent.v1.LimitsResponse
+	25, // 41: detour.agent.v1.Agent.SetLimits:output_type -> detour.agent.v1.LimitsResponse
+	31, // [31:42] is the sub-list for method output_type
+	20, // [20:31] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_detour_agent_v1_agent_proto_init() }
@@ -1617,7 +1909,7 @@ func file_detour_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_detour_agent_v1_agent_proto_rawDesc), len(file_detour_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,10 @@ const (
 	Agent_Subscribe_FullMethodName   = "/detour.agent.v1.Agent/Subscribe"
 	Agent_SetMesh_FullMethodName     = "/detour.agent.v1.Agent/SetMesh"
 	Agent_Status_FullMethodName      = "/detour.agent.v1.Agent/Status"
+	Agent_GetRoutes_FullMethodName   = "/detour.agent.v1.Agent/GetRoutes"
+	Agent_SetRoutes_FullMethodName   = "/detour.agent.v1.Agent/SetRoutes"
+	Agent_GetLimits_FullMethodName   = "/detour.agent.v1.Agent/GetLimits"
+	Agent_SetLimits_FullMethodName   = "/detour.agent.v1.Agent/SetLimits"
 )
 
 // AgentClient is the client API for Agent service.
@@ -55,6 +59,14 @@ type AgentClient interface {
 	// Status describes the agent: registry, sidecar, publications,
 	// subscriptions.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// GetRoutes: a service's routing rules in force (none: routes unset).
+	GetRoutes(ctx context.Context, in *ServiceRequest, opts ...grpc.CallOption) (*RoutesResponse, error)
+	// SetRoutes sets them live over the config's; routes unset clears the
+	// run-time setting. As PUT /v1/services/S/routes.
+	SetRoutes(ctx context.Context, in *SetRoutesRequest, opts ...grpc.CallOption) (*RoutesResponse, error)
+	// GetLimits / SetLimits: a service's inbound limit, likewise.
+	GetLimits(ctx context.Context, in *ServiceRequest, opts ...grpc.CallOption) (*LimitsResponse, error)
+	SetLimits(ctx context.Context, in *SetLimitsRequest, opts ...grpc.CallOption) (*LimitsResponse, error)
 }
 
 type agentClient struct {
@@ -144,6 +156,46 @@ func (c *agentClient) Status(ctx context.Context, in *StatusRequest, opts ...grp
 	return out, nil
 }
 
+func (c *agentClient) GetRoutes(ctx context.Context, in *ServiceRequest, opts ...grpc.CallOption) (*RoutesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RoutesResponse)
+	err := c.cc.Invoke(ctx, Agent_GetRoutes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) SetRoutes(ctx context.Context, in *SetRoutesRequest, opts ...grpc.CallOption) (*RoutesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RoutesResponse)
+	err := c.cc.Invoke(ctx, Agent_SetRoutes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) GetLimits(ctx context.Context, in *ServiceRequest, opts ...grpc.CallOption) (*LimitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LimitsResponse)
+	err := c.cc.Invoke(ctx, Agent_GetLimits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) SetLimits(ctx context.Context, in *SetLimitsRequest, opts ...grpc.CallOption) (*LimitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LimitsResponse)
+	err := c.cc.Invoke(ctx, Agent_SetLimits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServer is the server API for Agent service.
 // All implementations must embed UnimplementedAgentServer
 // for forward compatibility.
@@ -166,6 +218,14 @@ type AgentServer interface {
 	// Status describes the agent: registry, sidecar, publications,
 	// subscriptions.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// GetRoutes: a service's routing rules in force (none: routes unset).
+	GetRoutes(context.Context, *ServiceRequest) (*RoutesResponse, error)
+	// SetRoutes sets them live over the config's; routes unset clears the
+	// run-time setting. As PUT /v1/services/S/routes.
+	SetRoutes(context.Context, *SetRoutesRequest) (*RoutesResponse, error)
+	// GetLimits / SetLimits: a service's inbound limit, likewise.
+	GetLimits(context.Context, *ServiceRequest) (*LimitsResponse, error)
+	SetLimits(context.Context, *SetLimitsRequest) (*LimitsResponse, error)
 	mustEmbedUnimplementedAgentServer()
 }
 
@@ -196,6 +256,18 @@ func (UnimplementedAgentServer) SetMesh(context.Context, *SetMeshRequest) (*SetM
 }
 func (UnimplementedAgentServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedAgentServer) GetRoutes(context.Context, *ServiceRequest) (*RoutesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRoutes not implemented")
+}
+func (UnimplementedAgentServer) SetRoutes(context.Context, *SetRoutesRequest) (*RoutesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetRoutes not implemented")
+}
+func (UnimplementedAgentServer) GetLimits(context.Context, *ServiceRequest) (*LimitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetLimits not implemented")
+}
+func (UnimplementedAgentServer) SetLimits(context.Context, *SetLimitsRequest) (*LimitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetLimits not implemented")
 }
 func (UnimplementedAgentServer) mustEmbedUnimplementedAgentServer() {}
 func (UnimplementedAgentServer) testEmbeddedByValue()               {}
@@ -337,6 +409,78 @@ func _Agent_Status_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Agent_GetRoutes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).GetRoutes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_GetRoutes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).GetRoutes(ctx, req.(*ServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_SetRoutes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetRoutesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).SetRoutes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_SetRoutes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).SetRoutes(ctx, req.(*SetRoutesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_GetLimits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).GetLimits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_GetLimits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).GetLimits(ctx, req.(*ServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_SetLimits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetLimitsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).SetLimits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_SetLimits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).SetLimits(ctx, req.(*SetLimitsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Agent_ServiceDesc is the grpc.ServiceDesc for Agent service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -367,6 +511,22 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _Agent_Status_Handler,
+		},
+		{
+			MethodName: "GetRoutes",
+			Handler:    _Agent_GetRoutes_Handler,
+		},
+		{
+			MethodName: "SetRoutes",
+			Handler:    _Agent_SetRoutes_Handler,
+		},
+		{
+			MethodName: "GetLimits",
+			Handler:    _Agent_GetLimits_Handler,
+		},
+		{
+			MethodName: "SetLimits",
+			Handler:    _Agent_SetLimits_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -81,3 +81,17 @@ func FuzzRoutes(f *testing.F) {
 		_ = ValidateRoutes(RoutesProto(&r))
 	})
 }
+
+func TestRoundTrip(t *testing.T) {
+	r := parse(t, good)
+	back := RoutesFromProto(RoutesProto(r))
+	a, _ := json.Marshal(r)
+	b, _ := json.Marshal(back)
+	if string(a) != string(b) {
+		t.Fatalf("round trip:\n%s\n%s", a, b)
+	}
+	l := &agentjson.Limit{RPS: 5, Burst: 2, MaxConcurrent: 3}
+	if *LimitFromProto(LimitProto(l)) != *l || RoutesFromProto(nil) != nil || LimitFromProto(nil) != nil {
+		t.Fatal("limit round trip")
+	}
+}
