@@ -15,7 +15,9 @@ import (
 // and other clients see nothing.
 func TestBadInput(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.MaxWatchesPerStream = 50 })
-	ctx := ctxT(t)
+	// Longer than ctxT: 10,000 watches under -race on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	other := client(t, "http://"+f.addr)
 	otherW := other.Watch(ctx, "/other/", clientv3.WithPrefix())
 
