@@ -99,6 +99,7 @@ echo "bad config: $out"
 case $out in *"detour-bad.$$.yaml:1: field bogus_key not found"*) ;; *) fail "bad config error does not name file, line, field" ;; esac
 
 echo "== run the installed binaries as detour =="
+chmod 1777 "$DIST" # the sidecar's PID file
 setpriv --reuid=detour --regid=detour --init-groups /usr/bin/naming-agent --config /etc/detour/agent.yaml >"$DIST/agent.log" 2>&1 &
 pids+=($!)
 wait_for() { # wait_for WHAT CMD...: poll up to 60s
@@ -113,15 +114,22 @@ wait_for "agent API" curl -fsS "http://127.0.0.1:$http/v1/status"
 setpriv --reuid=detour --regid=detour --init-groups /usr/bin/sidecar --agent "127.0.0.1:$grpc" --admin "127.0.0.1:$admin" \
 	--agent-secret-file /var/lib/detour/sidecar.secret --pid-file "$DIST/sidecar.pid" >"$DIST/sidecar.log" 2>&1 &
 pids+=($!)
-chmod 1777 "$DIST"
 wait_for "sidecar ready" curl -fsS "http://127.0.0.1:$admin/ready"
 # the agent has seen the sidecar ready (its probe threshold) and says so
 up() { runuser -u detour -- /usr/bin/detourctl --agent "http://127.0.0.1:$http" status | grep -q '^sidecar: *up '; }
 wait_for "detourctl status: sidecar up" up
 runuser -u detour -- /usr/bin/detourctl --agent "http://127.0.0.1:$http" status
+# the installed sidecar hands over to a fresh start of itself (an upgrade)
+old=$(cat "$DIST/sidecar.pid")
+runuser -u detour -- /usr/bin/sidecar --reload --pid-file "$DIST/sidecar.pid"
+new=$(cat "$DIST/sidecar.pid")
+{ [ "$new" != "$old" ] && kill -0 "$new"; } || fail "reload: pid file $old -> $new"
+pids+=("$new")
+wait_for "sidecar ready after the reload" curl -fsS "http://127.0.0.1:$admin/ready"
+wait_for "detourctl status: sidecar up after the reload" up
 head -c 300 "$DIST/agent.log" | grep -q '^{"level":"info"' || fail "agent log is not JSON lines: $(head -c 300 "$DIST/agent.log")"
 [ "$(stat -c %U /var/lib/detour/sidecar.secret)" = detour ] || fail "agent's data not owned by detour"
-for p in "${pids[@]}"; do kill "$p"; done
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 for p in "${pids[@]}"; do wait "$p" || true; done
 pids=()
 
