@@ -14,6 +14,11 @@ bash scripts/bench-deps.sh # nginx, haproxy, wrk, iperf3 for the quick data-path
 # Debian's Curator packages installed if missing, compiled once.
 bash scripts/curator.sh build bin/curator
 export CURATOR_BIN=$PWD/bin/curator
+# The etcd front end's clients nobody here wrote: go-zero's zrpc app
+# (TestGoZeroFrontEnds, built apart) and Debian's etcdctl (TestEtcdctl).
+GOZERO_BIN=$(bash scripts/gozero.sh build bin/gozero)
+ETCDCTL=$(bash scripts/etcdctl.sh)
+export GOZERO_BIN ETCDCTL
 bash scripts/with-servers.sh bash -c '
   set -euo pipefail
   go test -race -count=1 -timeout 25m ./...
