@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/sidecar/cluster"
@@ -228,8 +229,10 @@ func (d *Dataplane) Apply(ctx context.Context, snap *sidecarpb.Snapshot) error {
 	// Committed: nothing below can fail.
 	for _, c := range snap.GetClusters() {
 		clusters[c.GetService()].Update(d.clusterConfig(c), endpointSpecs(c))
-		t, _ := route.Compile(c.GetRoutes()) // validated above
-		clusters[c.GetService()].SetRoutes(t)
+		if cur := clusters[c.GetService()].Routes(); cur == nil || !proto.Equal(cur.Source(), c.GetRoutes()) {
+			t, _ := route.Compile(c.GetRoutes()) // validated above; unchanged rules keep their counts
+			clusters[c.GetService()].SetRoutes(t)
+		}
 	}
 	for _, l := range snap.GetIngress() {
 		lstats[l.GetListen()].lim.Set(l.GetLimit())

@@ -91,13 +91,14 @@ func TestRoutesCanaryHeaderFallback(t *testing.T) {
 			t.Fatalf("h2c header match went to v%s", v)
 		}
 	}
+	before := a.Stats().Clusters[0].Routes.Fallback // a check flapping under load may add some above
 	for range 100 { // v3 has no instance: the default, v1
 		if v := send(client, "/next/a", map[string]string{"X-User": "u42"}); v != "1" {
 			t.Fatalf("fallback went to v%s", v)
 		}
 	}
 	rv := a.Stats().Clusters[0].Routes
-	if rv == nil || rv.Rules[0].Matched != 250 || rv.Rules[1].Matched != 100 || rv.Fallback != 100 || rv.Unmatched != 2000 {
+	if rv == nil || rv.Rules[0].Matched != 250 || rv.Rules[1].Matched != 100 || rv.Fallback-before != 100 || rv.Unmatched != 2000 {
 		t.Fatalf("route stats: %+v", rv)
 	}
 

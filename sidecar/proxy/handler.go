@@ -45,7 +45,18 @@ func (h *Egress) ServeConn(c net.Conn) {
 		c.Close()
 		return
 	}
-	subset := cl.Routes().Choose(nil, "") // L4: the split, per connection
+	// L4: the split and the faults, per connection (no matches): an
+	// abort closes the connection, a delay holds it before the dial.
+	dec := cl.Routes().Decide(nil, "")
+	if dec.Abort > 0 {
+		c.Close()
+		return
+	}
+	if dec.Delay > 0 {
+		t := time.NewTimer(dec.Delay)
+		<-t.C
+	}
+	subset := dec.Subset
 	var exclude *cluster.Endpoint
 	for attempt := 0; attempt <= h.Retries; attempt++ {
 		ep, err := cl.PickSubset(subset, exclude)

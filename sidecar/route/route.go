@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/internal/governance"
 )
@@ -65,6 +67,7 @@ func Compile(r *sidecarpb.Routes) (*Table, error) {
 	if r == nil {
 		return nil, nil
 	}
+	r = proto.Clone(r).(*sidecarpb.Routes) // Source is compared with later snapshots' rules
 	t := &Table{Subsets: map[string]map[string]string{}, Default: r.GetDefaultSubset(), split: newSplit(r.GetSplit()), fault: r.GetFault(), src: r}
 	for _, s := range r.GetSubsets() {
 		t.Subsets[s.GetName()] = s.GetLabels()
