@@ -92,7 +92,7 @@ func TestRoutesCanaryHeaderFallback(t *testing.T) {
 		}
 	}
 	before := a.Stats().Clusters[0].Routes.Fallback // a check flapping under load may add some above
-	for range 100 { // v3 has no instance: the default, v1
+	for range 100 {                                 // v3 has no instance: the default, v1
 		if v := send(client, "/next/a", map[string]string{"X-User": "u42"}); v != "1" {
 			t.Fatalf("fallback went to v%s", v)
 		}
