@@ -91,8 +91,10 @@ func TestRoutesCanaryHeaderFallback(t *testing.T) {
 			t.Fatalf("h2c header match went to v%s", v)
 		}
 	}
-	before := a.Stats().Clusters[0].Routes.Fallback // a check flapping under load may add some above
-	for range 100 {                                 // v3 has no instance: the default, v1
+	// v3 has no instance: the default, v1 (counted from here: a check
+	// flapping under load may have added fallbacks above).
+	before := a.Stats().Clusters[0].Routes.Fallback
+	for range 100 {
 		if v := send(client, "/next/a", map[string]string{"X-User": "u42"}); v != "1" {
 			t.Fatalf("fallback went to v%s", v)
 		}
