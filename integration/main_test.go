@@ -47,7 +47,9 @@ func run(m *testing.M) int {
 		"github.com/detourmesh/detour/examples/hello-http/hello-http-server",
 		"github.com/detourmesh/detour/examples/hello-http/hello-http-client",
 		"github.com/detourmesh/detour/examples/lines/lines-server",
-		"github.com/detourmesh/detour/examples/lines/lines-client"); err != nil {
+		"github.com/detourmesh/detour/examples/lines/lines-client",
+		// nacos-sdk-go's naming client, apart from the -race test process.
+		"github.com/detourmesh/detour/integration/internal/nacosapp"); err != nil {
 		fmt.Fprintln(os.Stderr, "integration: building the binaries:", err)
 		return 1
 	}

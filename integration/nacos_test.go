@@ -13,13 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nacos-group/nacos-sdk-go/v2/clients"
-	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
-	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
-	"github.com/nacos-group/nacos-sdk-go/v2/common/logger"
-	"github.com/nacos-group/nacos-sdk-go/v2/model"
-	"github.com/nacos-group/nacos-sdk-go/v2/vo"
-
 	"github.com/detourmesh/detour/internal/testbed"
 	"github.com/detourmesh/detour/registry-adapters/nacos"
 	"github.com/detourmesh/detour/registry-adapters/registry"
@@ -35,7 +28,9 @@ func nacosArgs(ip string) []string {
 }
 
 // TestNacosFrontEnds is issue 16 end to end with the official
-// nacos-sdk-go v2 naming client: the lines example server on B,
+// nacos-sdk-go v2 naming client (in processes of their own, nacosapp:
+// the SDK races with itself on reconnects, not to be run under -race):
+// the lines example server on B,
 // registered by a naming client through B's front end; a naming client
 // on A subscribed through A's front end, whose callback's instance the
 // calls go to at 100 calls/s (a connection per call). The registry holds
@@ -78,7 +73,6 @@ func realNacosBackend(t *testing.T, addr string) *backend {
 }
 
 func nacosFrontEnds(t *testing.T, be *backend) {
-	logger.SetLogger(quietNacos{})
 	const service = "lines-nacos"
 	// A short grace, so the restart below shows its end within the test.
 	const grace = "frontends:\n  nacos:\n    restore_grace: 3s\n"
@@ -91,15 +85,11 @@ func nacosFrontEnds(t *testing.T, be *backend) {
 	appAddr := fmt.Sprintf("%s:%d", b.IP, freePort(t, b.IP))
 	app(t, "lines-server", "--listen", appAddr, "--agent", "")
 
-	provider := nacosClient(t, b.IP)
 	host, port, _ := net.SplitHostPort(appAddr)
-	p, _ := strconv.ParseUint(port, 10, 16)
-	ok, err := provider.RegisterInstance(vo.RegisterInstanceParam{
-		ServiceName: service, Ip: host, Port: p, Weight: 1, Enable: true, Healthy: true, Ephemeral: true,
-		ClusterName: "east", Metadata: map[string]string{"version": "v1"},
-	})
-	if !ok || err != nil {
-		t.Fatalf("RegisterInstance through B's front end = %v, %v", ok, err)
+	provider := startNacosApp(t, b.IP, nil, "--register", service, "--ip", host, "--port", port,
+		"--weight", "1", "--ephemeral=true", "--cluster", "east", "--metadata", "version=v1")
+	if e := provider.next(t, "registered"); !e.OK || e.Error != "" {
+		t.Fatalf("RegisterInstance through B's front end = %v, %v", e.OK, e.Error)
 	}
 	reader := be.reader(t)
 	eventually(t, 20*time.Second, "B's ingress in the registry", func() bool {
@@ -110,12 +100,11 @@ func nacosFrontEnds(t *testing.T, be *backend) {
 	ans := a.waitAnswer(service, "A's mesh answer", func(x testbed.Answer) bool { return x.Mesh && len(x.Endpoints) == 1 })
 	egress := ans.Endpoints[0].Addr
 
-	consumer := nacosClient(t, a.IP)
-	load := newNacosLoad(t, consumer, service, 100)
+	load := newNacosLoad(t, a.IP, service, 100)
 	load.waitAddr(t, time.Time{}, egress, "A's front end answers A's egress")
 	// The egress as the app's own instance: its cluster, metadata, 1.0.
-	insts, err := consumer.SelectInstances(vo.SelectInstancesParam{ServiceName: service, Clusters: []string{"east"}, HealthyOnly: true})
-	if err != nil || len(insts) != 1 || net.JoinHostPort(insts[0].Ip, strconv.FormatUint(insts[0].Port, 10)) != egress ||
+	insts, err := load.consumer.selectInstances(t, service, "east")
+	if err != "" || len(insts) != 1 || insts[0].addr() != egress ||
 		insts[0].ClusterName != "east" || insts[0].Metadata["version"] != "v1" || insts[0].Weight != 1 {
 		t.Fatalf("A's SelectInstances(east) = %+v, %v; want A's egress %s in cluster east", insts, err, egress)
 	}
@@ -242,41 +231,20 @@ func nacosFrontEnds(t *testing.T, be *backend) {
 	t.Logf("figure: total %d calls ok, %d failed; failures: %v", r1.ok, r1.failed, load.reasonList())
 
 	// The provider's client gone: its connection's instance goes.
-	provider.CloseClient()
+	provider.close(t)
 	eventually(t, 20*time.Second, "the instance gone from the registry with the provider's connection", func() bool {
 		return len(registered(t, reader, service)) == 0
 	})
-}
-
-// nacosClient is nacos-sdk-go's naming client on the Nacos front end of
-// the host at ip.
-func nacosClient(t *testing.T, ip string) naming_client.INamingClient {
-	t.Helper()
-	dir := t.TempDir()
-	c, err := clients.NewNamingClient(vo.NacosClientParam{
-		ClientConfig: &constant.ClientConfig{
-			TimeoutMs: 3000, CacheDir: dir, LogDir: dir, LogLevel: "error",
-			NotLoadCacheAtStart: true, UpdateCacheWhenEmpty: true,
-		},
-		ServerConfigs: []constant.ServerConfig{{IpAddr: ip, Port: nacosPort}},
-	})
-	if err != nil {
-		t.Fatalf("NewNamingClient on %s: %v", ip, err)
-	}
-	t.Cleanup(func() {
-		c.CloseClient()
-		logger.SetLogger(quietNacos{})
-	})
-	return c
 }
 
 // nacosLoad is a consumer app that knows the service only through its
 // Nacos subscription: each call goes, on a connection of its own, to the
 // first instance of the last callback.
 type nacosLoad struct {
-	addr   atomic.Pointer[string]
-	cancel chan struct{}
-	wg     sync.WaitGroup
+	consumer *nacosApp
+	addr     atomic.Pointer[string]
+	cancel   chan struct{}
+	wg       sync.WaitGroup
 
 	mu      sync.Mutex
 	seen    []addrAt // every callback's first instance
@@ -293,21 +261,25 @@ type addrAt struct {
 
 type loadCounts struct{ ok, failed int }
 
-func newNacosLoad(t *testing.T, c naming_client.INamingClient, service string, rate int) *nacosLoad {
+// newNacosLoad starts the consumer, a nacosApp on the front end of the
+// host at ip subscribed to service, and its calls at rate a second.
+func newNacosLoad(t *testing.T, ip, service string, rate int) *nacosLoad {
 	t.Helper()
 	l := &nacosLoad{cancel: make(chan struct{}), reasons: map[string]int{}}
-	cb := func(insts []model.Instance, err error) {
-		if len(insts) == 0 {
+	// The callback's time is the app's, when the SDK called it.
+	cb := func(e nacosEvent) {
+		if len(e.Instances) == 0 {
 			return
 		}
-		a := net.JoinHostPort(insts[0].Ip, strconv.FormatUint(insts[0].Port, 10))
+		a := e.Instances[0].addr()
 		l.addr.Store(&a)
 		l.mu.Lock()
-		l.seen = append(l.seen, addrAt{a, time.Now()})
+		l.seen = append(l.seen, addrAt{a, e.At})
 		l.mu.Unlock()
 	}
-	if err := c.Subscribe(&vo.SubscribeParam{ServiceName: service, SubscribeCallback: cb}); err != nil {
-		t.Fatalf("Subscribe: %v", err)
+	l.consumer = startNacosApp(t, ip, cb, "--subscribe", service)
+	if e := l.consumer.next(t, "subscribed"); !e.OK {
+		t.Fatalf("Subscribe: %v", e.Error)
 	}
 	t.Cleanup(l.stop)
 	eventually(t, 20*time.Second, "the subscription's first instance", func() bool { return l.addr.Load() != nil })
@@ -431,15 +403,3 @@ func (l *nacosLoad) stop() {
 	}
 	l.wg.Wait()
 }
-
-// quietNacos is an SDK logger that drops everything.
-type quietNacos struct{}
-
-func (quietNacos) Info(...any)           {}
-func (quietNacos) Warn(...any)           {}
-func (quietNacos) Error(...any)          {}
-func (quietNacos) Debug(...any)          {}
-func (quietNacos) Infof(string, ...any)  {}
-func (quietNacos) Warnf(string, ...any)  {}
-func (quietNacos) Errorf(string, ...any) {}
-func (quietNacos) Debugf(string, ...any) {}
