@@ -20,6 +20,7 @@ func (d *Dataplane) dubboEgress(s egressSettings, cl *cluster.Cluster, ls *stats
 		ConnectTimeout: s.connectTimeout, RequestTimeout: s.requestTimeout,
 		Idle: d.cfg.IdleTimeout, ClientIdle: d.cfg.IdleTimeout,
 		Retries: s.retries, MaxRequests: int64(d.cfg.MaxConnections),
+		Observe: d.obs.Listener(s.service, "egress"),
 	}
 }
 
@@ -37,5 +38,6 @@ func (d *Dataplane) dubboIngress(service, target string, ls *stats.Counters, lim
 		ConnectTimeout: d.cfg.DefaultConnectTimeout, RequestTimeout: ingressCallBound,
 		Idle: d.cfg.IdleTimeout, ClientIdle: d.cfg.IdleTimeout,
 		MaxRequests: int64(d.cfg.MaxConnections), Limit: lim,
+		Observe: d.obs.Listener(service, "ingress"),
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/detourmesh/detour/sidecar/cluster"
 	"github.com/detourmesh/detour/sidecar/limit"
 	"github.com/detourmesh/detour/sidecar/listener"
+	"github.com/detourmesh/detour/sidecar/observe"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
 
@@ -69,6 +70,8 @@ type Proxy struct {
 	// Conns is the number of connections per upstream address (0: 1, as
 	// a Dubbo consumer shares one per provider).
 	Conns int
+	// Observe, when set, records each answered two-way call (histogram, access log).
+	Observe *observe.Listener
 
 	once     sync.Once
 	pool     pool
@@ -178,6 +181,9 @@ func (p *Proxy) forward(d *downstream, h Header, f []byte, b *batch) {
 		p.Cluster.Stats.Requests.Add(1)
 	}
 	cl := &call{d: d, id: h.ID, oneWay: !h.TwoWay()}
+	if p.Observe != nil {
+		cl.start = time.Now()
+	}
 	if p.Cluster != nil && p.Retries > 0 && !cl.oneWay {
 		// Kept for a retry after SERVICE_NOT_FOUND; f lives in the
 		// client's read buffer.
@@ -326,6 +332,7 @@ func (p *Proxy) response(uc *upConn, h Header, f []byte, b *batch) {
 	p.inflight.Add(-1)
 	cl.d.inflight.Add(-1)
 	p.release(cl)
+	p.observe(cl, h.Status)
 }
 
 // release gives back cl's place in the inbound limit.
@@ -356,6 +363,7 @@ func (p *Proxy) answer(cl *call, status byte, msg string) {
 	if cl.oneWay {
 		return
 	}
+	p.observe(cl, status) // before the answer: a caller that has it finds it recorded
 	cl.d.w.write(ErrorResponse(Header{ID: cl.id}, status, msg), nil)
 	p.inflight.Add(-1)
 	cl.d.inflight.Add(-1)

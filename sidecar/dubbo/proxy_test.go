@@ -1,10 +1,12 @@
 package dubbo
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/detourmesh/detour/sidecar/observe"
 	"github.com/detourmesh/detour/sidecar/stats"
 )
 
@@ -432,5 +435,37 @@ func TestProviderHeartbeatAndReadOnly(t *testing.T) {
 	s.mu.Unlock()
 	if n != 2 {
 		t.Errorf("provider saw %d connections; want a new one after the read-only event", n)
+	}
+}
+
+// TestObserved: answered calls, the sidecar's own error answers included,
+// are recorded with their status and outcome class; one-way calls are not.
+func TestObserved(t *testing.T) {
+	var log bytes.Buffer
+	o, err := observe.New(&log, observe.Full, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newFakeServer(t, "app")
+	closed := newFakeServer(t, "gone")
+	closed.close()
+	for _, target := range []string{s.addr(), closed.addr()} {
+		p := &Proxy{Target: target, Observe: o.Listener("greeter", "ingress")}
+		c := dialClient(t, serve(t, p))
+		c.c.Write(frame(Header{Flag: FlagRequest | Hessian2, ID: 5}, []byte("fire")))
+		c.call(6, "x")
+	}
+	o.Flush()
+	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"dubbo_status":20,`) || !strings.Contains(lines[1], `"dubbo_status":60,`) {
+		t.Fatalf("log: %s", log.String())
+	}
+	for _, tc := range []struct {
+		status byte
+		class  int
+	}{{StatusOK, 2}, {StatusBadRequest, 4}, {StatusClientError, 4}, {StatusServiceNotFound, 5}, {StatusServerTimeout, 5}, {StatusThreadpoolExhausted, 5}} {
+		if c := callClass(tc.status); c != tc.class {
+			t.Errorf("status %d: class %d, want %d", tc.status, c, tc.class)
+		}
 	}
 }

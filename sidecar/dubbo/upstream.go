@@ -60,6 +60,7 @@ type call struct {
 	// call holds a place in the inbound limit (ingress).
 	subset  string
 	limited bool
+	start   time.Time // set when the proxy observes calls
 }
 
 // usable says new calls may go on uc.

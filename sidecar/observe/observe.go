@@ -55,7 +55,7 @@ func New(w io.Writer, mode string, sample float64) (*Observer, error) {
 	return &Observer{
 		hist: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "detour_sidecar_request_duration_seconds",
-			Help:    "L7 request duration at the sidecar, from the request head to the response's end, by service, direction (egress, ingress) and outcome (status class or grpc_error).",
+			Help:    "L7 request duration at the sidecar, from the request head to the response's end, by service, direction (egress, ingress) and outcome (status class, a Dubbo call's in the HTTP class that means the same, or grpc_error).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"service", "direction", "outcome"}),
 		mode: mode, sample: sample, w: w,
