@@ -12,6 +12,7 @@ package load
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -88,6 +89,11 @@ func (f *Follower) Answer() *shim.Answer { return f.answer.Load() }
 // Switches is how many times the mesh mode has changed.
 func (f *Follower) Switches() int64 { return f.switches.Load() }
 
+// errBusy is the reason a tick's call was not made: the issuer had no
+// room for it. Without its own line in the log, such a failure would be
+// a count with no cause.
+var errBusy = errors.New("all busy: the tick's call was not issued")
+
 // Issuer starts the call of tick i without blocking; when it cannot (all
 // busy) it returns false and the tick counts as failed. Wait returns when
 // every call issued has finished.
@@ -126,7 +132,7 @@ func Run(ctx context.Context, out io.Writer, name string, rate int, n *Counts, f
 				issued++
 			} else {
 				busy++
-				n.failed.Add(1) // all busy: counted, not queued
+				n.Fail(name, errBusy) // counted, not queued; logged, as a failed call is
 			}
 		}
 	}

@@ -4,7 +4,11 @@
 //
 //	lines-client: ok=120 failed=0 mesh=true via=127.0.0.2:30001 from=127.0.0.3:7070 inflight=0
 //
-// A line is ok when its answer comes back within --timeout. A connection
+// A line is ok when its answer comes back within --timeout of its tick,
+// its wait for a free connection included (the other examples' calls
+// have their deadline from the tick too); lines wait in a queue as deep
+// as --timeout's worth of ticks, so a stall of the connections shorter
+// than --timeout fails no line. A connection
 // that fails, or that was made before the mesh started or stopped
 // carrying the service, is closed and made again; a line caught on a connection that
 // broke is sent again on a new one, twice at most within --timeout (the
@@ -47,7 +51,7 @@ func run(args []string) error {
 	rate := fs.Int("rate", 50, "lines per second, over all connections")
 	conns := fs.Int("conns", 4, "connections to keep")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until SIGINT/SIGTERM)")
-	timeout := fs.Duration("timeout", time.Second, "deadline of each line's answer, reconnecting included")
+	timeout := fs.Duration("timeout", time.Second, "deadline of each line's answer, from its tick: the wait for a connection and reconnecting included")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -93,15 +97,15 @@ func run(args []string) error {
 		return err
 	}
 	var n load.Counts
-	p := &pool{lines: make(chan int, *conns)}
+	p := &pool{lines: make(chan line, queueDepth(*rate, *conns, *timeout)), timeout: *timeout}
 	for range *conns {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			w := &worker{c: c, service: *service, timeout: *timeout, f: f}
+			w := &worker{c: c, service: *service, f: f}
 			defer w.close()
-			for i := range p.lines {
-				if from, err := w.send(i); err != nil {
+			for l := range p.lines {
+				if from, err := w.send(l.i, l.deadline); err != nil {
 					n.Fail("lines-client", err)
 				} else {
 					n.Succeed(from)
@@ -115,13 +119,27 @@ func run(args []string) error {
 
 // pool hands each tick's line to the first free connection.
 type pool struct {
-	lines chan int
-	wg    sync.WaitGroup
+	lines   chan line
+	timeout time.Duration
+	wg      sync.WaitGroup
+}
+
+// line is one tick's line and the deadline of its answer.
+type line struct {
+	i        int
+	deadline time.Time
+}
+
+// queueDepth is how many lines may wait for a connection: a timeout's
+// worth of ticks (a line waiting longer would fail anyway), at least
+// conns, at most 10,000.
+func queueDepth(rate, conns int, timeout time.Duration) int {
+	return int(max(int64(conns), min(int64(rate)*int64(timeout/time.Millisecond)/1000, 10000)))
 }
 
 func (p *pool) Issue(i int) bool {
 	select {
-	case p.lines <- i:
+	case p.lines <- line{i: i, deadline: time.Now().Add(p.timeout)}:
 		return true
 	default:
 		return false
@@ -143,16 +161,18 @@ const maxAttempts = 3
 type worker struct {
 	c       *shim.Client
 	service string
-	timeout time.Duration
 	f       *load.Follower // its changes of mesh mode make connections again
 	conn    net.Conn
 	r       *bufio.Reader
 	made    int64 // switches when conn was made
 }
 
-// send sends line i and returns the server that answered.
-func (w *worker) send(i int) (string, error) {
-	deadline := time.Now().Add(w.timeout)
+// send sends line i, to be answered by deadline, and returns the server
+// that answered.
+func (w *worker) send(i int, deadline time.Time) (string, error) {
+	if late := time.Since(deadline); late >= 0 {
+		return "", fmt.Errorf("line %d: no connection free within --timeout (%v late)", i, late.Round(time.Millisecond))
+	}
 	line := fmt.Sprintf("line %d", i)
 	if w.conn != nil && w.made != w.f.Switches() {
 		w.close()
