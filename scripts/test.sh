@@ -19,6 +19,10 @@ export CURATOR_BIN=$PWD/bin/curator
 GOZERO_BIN=$(bash scripts/gozero.sh build bin/gozero)
 ETCDCTL=$(bash scripts/etcdctl.sh)
 export GOZERO_BIN ETCDCTL
+# Jaeger's all-in-one, the real OTLP collector of TestTracesAtJaeger, built
+# in a scratch module outside the repo (minutes the first time, then seconds).
+bash scripts/jaeger.sh build bin/jaeger
+export DETOUR_JAEGER=$PWD/bin/jaeger/jaeger
 bash scripts/with-servers.sh bash -c '
   set -euo pipefail
   go test -race -count=1 -timeout 25m ./...
