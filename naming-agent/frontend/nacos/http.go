@@ -96,10 +96,7 @@ func (s *Server) registerHTTP(f instanceForm) error {
 	if err != nil {
 		return err
 	}
-	owner := ownerHTTP
-	if !f.instance.Ephemeral {
-		owner = ownerPersistent
-	}
+	owner := httpOwner(f.instance.Ephemeral)
 	pub, err := publicationOf(mesh, f.instance, owner)
 	if err != nil {
 		return err
@@ -130,26 +127,37 @@ func (s *Server) withdrawHTTP(mesh, owner string) {
 	s.unpublish(owner, mesh, "deregistered over HTTP")
 }
 
-// httpDeregister: DELETE /nacos/v1/ns/instance.
-func (s *Server) httpDeregister(w http.ResponseWriter, r *http.Request) {
+// instanceRequest reads an instance form and its mesh name, the part
+// every instance request (deregister, beat) starts with.
+func instanceRequest(r *http.Request) (instanceForm, string, error) {
 	if err := r.ParseForm(); err != nil {
-		badRequest(w, err)
-		return
+		return instanceForm{}, "", err
 	}
 	f, err := parseInstance(r.Form)
 	if err != nil {
-		badRequest(w, err)
-		return
+		return instanceForm{}, "", err
 	}
 	mesh, err := f.key.mesh()
+	return f, mesh, err
+}
+
+// httpOwner: who owns an instance registered over HTTP — the beats for
+// an ephemeral one, else nobody but a delete.
+func httpOwner(ephemeral bool) string {
+	if ephemeral {
+		return ownerHTTP
+	}
+	return ownerPersistent
+}
+
+// httpDeregister: DELETE /nacos/v1/ns/instance.
+func (s *Server) httpDeregister(w http.ResponseWriter, r *http.Request) {
+	f, mesh, err := instanceRequest(r)
 	if err != nil {
 		badRequest(w, err)
 		return
 	}
-	owner := ownerHTTP
-	if !f.instance.Ephemeral {
-		owner = ownerPersistent
-	}
+	owner := httpOwner(f.instance.Ephemeral)
 	s.withdrawHTTP(mesh, owner)
 	fmt.Fprint(w, "ok")
 }
@@ -159,16 +167,7 @@ func (s *Server) httpDeregister(w http.ResponseWriter, r *http.Request) {
 // does (the agent restarted); without that data it is 20404, and the
 // client registers again.
 func (s *Server) httpBeat(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		badRequest(w, err)
-		return
-	}
-	f, err := parseInstance(r.Form)
-	if err != nil {
-		badRequest(w, err)
-		return
-	}
-	mesh, err := f.key.mesh()
+	f, mesh, err := instanceRequest(r)
 	if err != nil {
 		badRequest(w, err)
 		return
