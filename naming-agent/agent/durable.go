@@ -52,12 +52,18 @@ func (a *Agent) savePublicationsLocked(next map[string]PublishRequest) error {
 			Host: r.Host, Weight: r.Weight, Owner: r.Owner,
 		})
 	}
-	b, err := json.MarshalIndent(f, "", "  ")
+	return saveJSON(publicationsPath(a.cfg.DataDir), "publications", f)
+}
+
+// saveJSON writes v to path whole or not at all; what names it in errors.
+// The one way the agent saves its state files.
+func saveJSON(path, what string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("agent: publications: %w", err)
+		return fmt.Errorf("agent: %s: %w", what, err)
 	}
-	if err := atomicfile.Write(publicationsPath(a.cfg.DataDir), b, 0o644); err != nil {
-		return fmt.Errorf("agent: save publications: %w", err)
+	if err := atomicfile.Write(path, b, 0o644); err != nil {
+		return fmt.Errorf("agent: save %s: %w", what, err)
 	}
 	return nil
 }

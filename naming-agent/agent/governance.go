@@ -12,7 +12,6 @@ import (
 	"github.com/detourmesh/detour/api/agentjson"
 	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/internal/governance"
-	"github.com/detourmesh/detour/naming-agent/internal/atomicfile"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 
@@ -123,11 +122,8 @@ func (a *Agent) setGovernance(service string, set func(*savedRules)) error {
 	if a.closed {
 		return ErrClosed
 	}
-	_, published := a.pubs[service]
-	_, subscribed := a.subs[service]
-	_, configured := a.cfg.Services[service]
-	if !published && !subscribed && !configured {
-		return fmt.Errorf("%w: %q is neither published nor subscribed on this host, nor in its config", ErrUnknownService, service)
+	if !a.knownLocked(service) {
+		return errUnknown(service)
 	}
 	next := savedRules{Routes: map[string]*agentjson.Routes{}, Limits: map[string]*agentjson.Limit{}}
 	for k, v := range a.gov.Routes {
@@ -137,15 +133,25 @@ func (a *Agent) setGovernance(service string, set func(*savedRules)) error {
 		next.Limits[k] = v
 	}
 	set(&next)
-	b, err := json.MarshalIndent(next, "", "  ")
-	if err != nil {
-		return fmt.Errorf("agent: governance: %w", err)
-	}
-	if err := atomicfile.Write(governancePath(a.cfg.DataDir), b, 0o644); err != nil {
-		return fmt.Errorf("agent: save governance: %w", err)
+	if err := saveJSON(governancePath(a.cfg.DataDir), "governance", next); err != nil {
+		return err
 	}
 	a.gov = next
 	a.log.Info("routes or limits set", zap.String("service", service))
 	a.updateLocked()
 	return nil
+}
+
+// knownLocked: whether this host publishes, follows or configures
+// service, the services a live setting may name (a typo must not be
+// saved forever). a.mu held.
+func (a *Agent) knownLocked(service string) bool {
+	_, published := a.pubs[service]
+	_, subscribed := a.subs[service]
+	_, configured := a.cfg.Services[service]
+	return published || subscribed || configured
+}
+
+func errUnknown(service string) error {
+	return fmt.Errorf("%w: %q is neither published nor subscribed on this host, nor in its config", ErrUnknownService, service)
 }

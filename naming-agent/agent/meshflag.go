@@ -3,13 +3,11 @@ package agent
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 
 	"go.uber.org/zap"
 
-	"github.com/detourmesh/detour/naming-agent/internal/atomicfile"
 	"github.com/detourmesh/detour/registry-adapters/registry"
 )
 
@@ -63,24 +61,16 @@ func (a *Agent) SetMesh(service string, enabled bool) error {
 	if a.closed {
 		return ErrClosed
 	}
-	_, published := a.pubs[service]
-	_, subscribed := a.subs[service]
-	_, configured := a.cfg.Services[service]
-	_, saved := a.meshFlag[service]
-	if !published && !subscribed && !configured && !saved {
-		return fmt.Errorf("%w: %q is neither published nor subscribed on this host, nor in its config", ErrUnknownService, service)
+	if _, saved := a.meshFlag[service]; !saved && !a.knownLocked(service) {
+		return errUnknown(service)
 	}
 	next := make(map[string]bool, len(a.meshFlag)+1)
 	for k, v := range a.meshFlag {
 		next[k] = v
 	}
 	next[service] = enabled
-	b, err := json.MarshalIndent(next, "", "  ")
-	if err != nil {
-		return fmt.Errorf("agent: mesh flags: %w", err)
-	}
-	if err := atomicfile.Write(meshFlagsPath(a.cfg.DataDir), b, 0o644); err != nil {
-		return fmt.Errorf("agent: save mesh flags: %w", err)
+	if err := saveJSON(meshFlagsPath(a.cfg.DataDir), "mesh flags", next); err != nil {
+		return err
 	}
 	a.meshFlag = next
 	a.log.Info("mesh flag set", zap.String("service", service), zap.Bool("enabled", enabled))
