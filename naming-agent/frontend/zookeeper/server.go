@@ -92,8 +92,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		}()
 	}
 	s.loopWG.Add(2)
-	go s.expireLoop()
-	go s.containerLoop(o.containerCheck)
+	go s.tickLoop(s.cfg.TickTime, s.expireSessions) // sessions that sent nothing for their timeout
+	go s.tickLoop(o.containerCheck, s.reapContainers)
 	return s, nil
 }
 
@@ -244,7 +244,8 @@ func (s *Server) noteEmptied(paths []string) {
 	}
 }
 
-func (s *Server) containerLoop(every time.Duration) {
+// tickLoop runs f every tick until the server stops; one of loopWG.
+func (s *Server) tickLoop(every time.Duration, f func()) {
 	defer s.loopWG.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -253,7 +254,7 @@ func (s *Server) containerLoop(every time.Duration) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.reapContainers()
+			f()
 		}
 	}
 }

@@ -136,22 +136,8 @@ func (s *Server) endSession(sess *session) {
 	}
 }
 
-// expireLoop ends the sessions that sent nothing for their timeout,
-// checking every tick.
-func (s *Server) expireLoop() {
-	defer s.loopWG.Done()
-	t := time.NewTicker(s.cfg.TickTime)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.expireSessions()
-		}
-	}
-}
-
+// expireSessions ends the sessions that sent nothing for their timeout;
+// tickLoop calls it every tick.
 func (s *Server) expireSessions() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
