@@ -55,18 +55,7 @@ func (w *watcher) runApp() {
 		conn, st, gen, changed := w.r.watch.get()
 		if conn == nil {
 			armed = nil
-			if grace != nil {
-				select {
-				case <-changed:
-					continue
-				case <-grace:
-					grace = nil
-				case <-w.done:
-					return
-				}
-			}
-			w.outage(fmt.Errorf("zookeeper: watch %q: not connected (state %s): %w", w.service, st, registry.ErrUnavailable))
-			if w.wait(changed, nil) {
+			if w.notConnected(&grace, changed, st) {
 				return
 			}
 			continue
@@ -84,11 +73,7 @@ func (w *watcher) runApp() {
 		}
 		if err != nil {
 			armed = nil
-			w.outage(fmt.Errorf("zookeeper: watch %q: %w: %w", w.service, registry.ErrUnavailable, err))
-			retry := time.NewTimer(bo.delay())
-			stop := w.wait(changed, retry.C)
-			retry.Stop()
-			if stop {
+			if w.failed(err, &bo, changed) {
 				return
 			}
 			continue

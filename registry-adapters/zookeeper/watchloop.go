@@ -32,18 +32,7 @@ func (w *watcher) run() {
 		conn, st, gen, changed := w.r.watch.get()
 		if conn == nil {
 			armed = nil
-			if grace != nil {
-				select {
-				case <-changed:
-					continue
-				case <-grace:
-					grace = nil
-				case <-w.done:
-					return
-				}
-			}
-			w.outage(fmt.Errorf("zookeeper: watch %q: not connected (state %s): %w", w.service, st, registry.ErrUnavailable))
-			if w.wait(changed, nil) {
+			if w.notConnected(&grace, changed, st) {
 				return
 			}
 			continue
@@ -52,11 +41,7 @@ func (w *watcher) run() {
 			children, zxid, ev, err := w.readAndArm(conn)
 			if err != nil {
 				armed = nil
-				w.outage(fmt.Errorf("zookeeper: watch %q: %w: %w", w.service, registry.ErrUnavailable, err))
-				retry := time.NewTimer(bo.delay())
-				stop := w.wait(changed, retry.C)
-				retry.Stop()
-				if stop {
+				if w.failed(err, &bo, changed) {
 					return
 				}
 				continue
@@ -74,6 +59,34 @@ func (w *watcher) run() {
 			return
 		}
 	}
+}
+
+// notConnected is a pass of a watch loop without a connection: within
+// the start's grace (then *grace is non-nil) it waits quietly for one;
+// after, it reports the outage and waits. It reports whether the watcher
+// closed.
+func (w *watcher) notConnected(grace *<-chan time.Time, changed <-chan struct{}, st zk.State) (stop bool) {
+	if *grace != nil {
+		select {
+		case <-changed:
+			return false
+		case <-*grace:
+			*grace = nil
+		case <-w.done:
+			return true
+		}
+	}
+	w.outage(fmt.Errorf("zookeeper: watch %q: not connected (state %s): %w", w.service, st, registry.ErrUnavailable))
+	return w.wait(changed, nil)
+}
+
+// failed reports err as an outage and waits out the next backoff delay
+// or a new connection. It reports whether the watcher closed.
+func (w *watcher) failed(err error, bo *backoff, changed <-chan struct{}) (stop bool) {
+	w.outage(fmt.Errorf("zookeeper: watch %q: %w: %w", w.service, registry.ErrUnavailable, err))
+	retry := time.NewTimer(bo.delay())
+	defer retry.Stop()
+	return w.wait(changed, retry.C)
 }
 
 // wait blocks until a or b is ready or the watcher is closed, and reports
