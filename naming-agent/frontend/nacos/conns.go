@@ -6,12 +6,12 @@ import (
 	"maps"
 	"net"
 	"slices"
-	"sync"
 	"time"
 
 	pb "github.com/nacos-group/nacos-sdk-go/v2/api/grpc"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/peer"
+
+	"github.com/detourmesh/detour/internal/nacoswire"
 )
 
 // conn is one client TCP connection, which is one Nacos connection and
@@ -19,7 +19,7 @@ import (
 type conn struct {
 	id     string
 	remote string
-	tc     *trackedConn
+	tc     net.Conn // drops the Nacos connection when closed
 	// setupDone is closed when the ConnectionSetupRequest arrives.
 	setupDone chan struct{}
 	// wake tells the connection's push loop that pending has work.
@@ -63,23 +63,6 @@ func (l trackingListener) Accept() (net.Conn, error) {
 	}
 }
 
-// trackedConn drops its Nacos connection when gRPC closes it.
-type trackedConn struct {
-	net.Conn
-	s    *Server
-	c    *conn
-	once sync.Once
-	err  error
-}
-
-func (t *trackedConn) Close() error {
-	t.once.Do(func() {
-		t.err = t.Conn.Close()
-		t.s.drop(t.c)
-	})
-	return t.err
-}
-
 // accepted registers nc, or closes it and returns nil past
 // MaxConnections. A connection not set up within SetupTimeout is closed.
 func (s *Server) accepted(nc net.Conn) net.Conn {
@@ -93,7 +76,7 @@ func (s *Server) accepted(nc net.Conn) net.Conn {
 		quit: make(chan struct{}), pushDone: make(chan struct{}),
 		published: map[string]key{}, subscribed: map[key]map[string]bool{}, pending: map[key]bool{},
 	}
-	tc := &trackedConn{Conn: nc, s: s, c: c}
+	tc := nacoswire.OnClose(nc, func() { s.drop(c) })
 	c.tc = tc
 	s.mu.Lock()
 	if s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections {
@@ -125,13 +108,13 @@ func (s *Server) accepted(nc net.Conn) net.Conn {
 // connOf returns the connection a request or stream arrived on, or nil
 // when the server no longer holds it.
 func (s *Server) connOf(ctx context.Context) *conn {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
+	addr, ok := nacoswire.PeerAddr(ctx)
+	if !ok {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.byRemote[p.Addr.String()]
+	return s.byRemote[addr]
 }
 
 // setupGrace: Nacos answers a request before the connection's setup
@@ -142,17 +125,7 @@ const setupGrace = 2 * time.Second
 // registered waits for c's setup, up to setupGrace, and reports whether
 // c is a set-up connection the server still holds.
 func (s *Server) registered(ctx context.Context, c *conn) bool {
-	select {
-	case <-c.setupDone:
-	default:
-		t := time.NewTimer(setupGrace)
-		defer t.Stop()
-		select {
-		case <-c.setupDone:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-	}
+	nacoswire.AwaitSetup(ctx, c.setupDone, setupGrace)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return c.setup && !c.gone

@@ -25,10 +25,10 @@ func (h requestService) Request(ctx context.Context, p *pb.Payload) (*pb.Payload
 	s := h.s
 	c := s.connOf(ctx)
 	if c == nil {
-		return nacoswire.ErrorPayload("", nacoswire.CodeUnregistered, "Connection is unregistered."), nil
+		return nacoswire.Unregistered(""), nil
 	}
-	if p.GetMetadata().GetType() == nacoswire.TypeServerCheck {
-		return nacoswire.Encode(nacoswire.TypeServerCheckResp, nacoswire.ServerCheckResponse{Response: nacoswire.OK(""), ConnectionID: c.id}), nil
+	if r := nacoswire.ServerCheck(p, c.id); r != nil {
+		return r, nil
 	}
 	return s.handle(ctx, c, p), nil
 }
@@ -42,7 +42,7 @@ func (s *Server) handle(ctx context.Context, c *conn, p *pb.Payload) *pb.Payload
 		return nacoswire.ErrorPayload("", nacoswire.CodeBadRequest, err.Error())
 	}
 	if !s.registered(ctx, c) {
-		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeUnregistered, "Connection is unregistered.")
+		return nacoswire.Unregistered(req.RequestID)
 	}
 	bad := func(err error) *pb.Payload {
 		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeBadRequest, err.Error())

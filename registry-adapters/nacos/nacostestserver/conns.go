@@ -14,7 +14,6 @@ import (
 
 	pb "github.com/nacos-group/nacos-sdk-go/v2/api/grpc"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/peer"
 
 	"github.com/detourmesh/detour/internal/nacoswire"
 )
@@ -40,7 +39,7 @@ type ConnInfo struct {
 type conn struct {
 	id     string
 	remote string
-	tc     *trackedConn
+	tc     net.Conn // drops the Nacos connection when closed
 	// setupDone is closed when the client's ConnectionSetupRequest
 	// arrives.
 	setupDone chan struct{}
@@ -84,23 +83,6 @@ func (l trackingListener) Accept() (net.Conn, error) {
 	return l.s.accepted(nc), nil
 }
 
-// trackedConn drops its Nacos connection when gRPC closes it.
-type trackedConn struct {
-	net.Conn
-	s    *Server
-	c    *conn
-	once sync.Once
-	err  error
-}
-
-func (t *trackedConn) Close() error {
-	t.once.Do(func() {
-		t.err = t.Conn.Close()
-		t.s.drop(t.c)
-	})
-	return t.err
-}
-
 func (s *Server) accepted(nc net.Conn) net.Conn {
 	remote := nc.RemoteAddr().String()
 	id := fmt.Sprintf("%d_%s", time.Now().UnixMilli(), strings.ReplaceAll(remote, ":", "_"))
@@ -114,7 +96,7 @@ func (s *Server) accepted(nc net.Conn) net.Conn {
 		published:  map[serviceKey]bool{},
 		subscribed: map[serviceKey]bool{},
 	}
-	tc := &trackedConn{Conn: nc, s: s, c: c}
+	tc := nacoswire.OnClose(nc, func() { s.drop(c) })
 	c.tc = tc
 	s.mu.Lock()
 	s.conns[id] = c
@@ -126,13 +108,13 @@ func (s *Server) accepted(nc net.Conn) net.Conn {
 // connOf returns the connection a request or stream arrived on, or nil
 // when the server no longer holds it (dropped).
 func (s *Server) connOf(ctx context.Context) *conn {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
+	addr, ok := nacoswire.PeerAddr(ctx)
+	if !ok {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.byRemote[p.Addr.String()]
+	return s.byRemote[addr]
 }
 
 // registered waits for c's ConnectionSetupRequest, up to the setup grace,
@@ -142,13 +124,7 @@ func (s *Server) connOf(ctx context.Context) *conn {
 // reconnect that answer causes (the SDK sends its first request 100 ms
 // after the setup).
 func (s *Server) registered(ctx context.Context, c *conn) bool {
-	t := time.NewTimer(s.setupGrace)
-	defer t.Stop()
-	select {
-	case <-c.setupDone:
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	nacoswire.AwaitSetup(ctx, c.setupDone, s.setupGrace)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return c.setup && !c.gone

@@ -21,17 +21,17 @@ func (h requestService) Request(ctx context.Context, p *pb.Payload) (*pb.Payload
 	typ := p.GetMetadata().GetType()
 	c := s.connOf(ctx)
 	if c == nil {
-		return nacoswire.ErrorPayload("", nacoswire.CodeUnregistered, "Connection is unregistered."), nil
+		return nacoswire.Unregistered(""), nil
 	}
-	if typ == nacoswire.TypeServerCheck {
-		return nacoswire.Encode(nacoswire.TypeServerCheckResp, nacoswire.ServerCheckResponse{Response: nacoswire.OK(""), ConnectionID: c.id}), nil
+	if r := nacoswire.ServerCheck(p, c.id); r != nil {
+		return r, nil
 	}
 	var req nacoswire.NamingRequest
 	if err := nacoswire.Decode(p, &req); err != nil {
 		return nacoswire.ErrorPayload("", nacoswire.CodeBadRequest, err.Error()), nil
 	}
 	if !s.registered(ctx, c) {
-		return nacoswire.ErrorPayload(req.RequestID, nacoswire.CodeUnregistered, "Connection is unregistered."), nil
+		return nacoswire.Unregistered(req.RequestID), nil
 	}
 	if typ != nacoswire.TypeHealthCheck {
 		if refused := s.auth.check(p, req.RequestID); refused != nil {
