@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/registry-adapters/registry"
@@ -20,6 +21,22 @@ func TestWatchUpdateRecomputesOneAnswer(t *testing.T) {
 		svc := fmt.Sprintf("svc%d", i)
 		e.remote(svc)
 		revs[svc] = e.answer(svc, svc+" endpoints", func(a Answer) bool { return len(a.Endpoints) == 2 }).Revision
+	}
+	// The sidecar's state settles once (its first failed /ready probe
+	// here), and that recomputes every answer: wait for it, so the count
+	// below is the watch result's alone however slow the machine.
+	deadline := time.Now().Add(wait)
+	for {
+		e.a.mu.Lock()
+		settled := e.a.sc.settled
+		e.a.mu.Unlock()
+		if settled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sidecar state never settled")
+		}
+		<-time.After(5 * time.Millisecond)
 	}
 	e.a.mu.Lock()
 	before := e.a.recomputes
