@@ -158,11 +158,6 @@ func (ws *watchStream) fromUpstream(up pb.Watch_WatchClient) error {
 			ws.markers[r.WatchId] = true
 			ws.mu.Unlock()
 		case pc != nil && !r.Canceled && pc.rs != nil:
-			if pc.start <= 0 && r.Header != nil {
-				// "From now" is from the creation's revision: a rendering
-				// made while the watch was being attached is sent.
-				pc.start = r.Header.Revision + 1
-			}
 			ws.attach(r.WatchId, *pc)
 		case r.Canceled:
 			ws.detach(r.WatchId)
