@@ -238,6 +238,10 @@ type dialing struct {
 func (pl *pool) ready(addr string) *upConn {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
+	return pl.readyLocked(addr)
+}
+
+func (pl *pool) readyLocked(addr string) *upConn {
 	s := pl.slots[addr]
 	if s == nil || len(s.conns) < pl.p.Conns {
 		return nil
@@ -267,6 +271,11 @@ func (pl *pool) get(addr string, ep *cluster.Endpoint) (*upConn, error) {
 	if s == nil {
 		s = &slot{}
 		pl.slots[addr] = s
+	}
+	// Another call's dial may have finished since ready looked.
+	if uc := pl.readyLocked(addr); uc != nil {
+		pl.mu.Unlock()
+		return uc, nil
 	}
 	if d := s.dialing; d != nil {
 		pl.mu.Unlock()
