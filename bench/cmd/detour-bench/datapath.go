@@ -35,8 +35,10 @@ type pathResult struct {
 	rssMu            sync.Mutex
 }
 
+// dataPath is one configuration's rows.
 type dataPath struct {
 	cfg   config
+	lay   layout
 	paths []*pathResult
 	self  string
 }
@@ -51,7 +53,7 @@ func (d *dataPath) measure(ctx context.Context) error {
 			p.RSSRest = rss
 		}
 	}
-	wo := wrk.Options{Threads: 1, Conns: d.cfg.conns, Duration: d.cfg.duration, CPU: d.cfg.loadCPU}
+	wo := wrk.Options{Threads: d.lay.Threads, Conns: d.lay.Conns, Duration: d.cfg.duration, CPU: d.lay.LoadCPU}
 	// Rows take turns within each repetition, so a disturbance of the
 	// machine spreads over all of them rather than sinking one.
 	for rep := range d.cfg.reps {
@@ -75,7 +77,7 @@ func (d *dataPath) measure(ctx context.Context) error {
 		for _, p := range d.paths {
 			host, port := splitAddr(p.Path.Bulk)
 			r, err := d.timed(ctx, p, func() (run, error) {
-				bps, err := iperf.Run(ctx, host, port, d.cfg.bulkDuration, d.cfg.loadCPU)
+				bps, err := iperf.Run(ctx, host, port, d.cfg.bulkDuration, d.lay.LoadCPU)
 				return run{Rate: bps}, err
 			})
 			if err != nil {
@@ -163,12 +165,12 @@ func wrkRun(ctx context.Context, o wrk.Options, url string) (run, error) {
 // like wrk, so it never shares the proxies' CPU.
 func (d *dataPath) grpcRun(ctx context.Context, target string, mode grpcload.Mode) (run, error) {
 	argv := []string{d.self, "grpc-load", "--target", target, "--mode", string(mode),
-		"--conc", strconv.Itoa(d.cfg.conns), "--duration", d.cfg.duration.String()}
-	if d.cfg.loadCPU != "" {
-		argv = append([]string{"taskset", "-c", d.cfg.loadCPU}, argv...)
+		"--conc", strconv.Itoa(d.lay.GRPCConc), "--conns", strconv.Itoa(d.lay.GRPCConns), "--duration", d.cfg.grpcDuration.String()}
+	if d.lay.LoadCPU != "" {
+		argv = append([]string{"taskset", "-c", d.lay.LoadCPU}, argv...)
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(cmd.Environ(), "GOMAXPROCS=1")
+	cmd.Env = append(cmd.Environ(), "GOMAXPROCS="+strconv.Itoa(d.lay.LoadProcs))
 	out, err := cmd.Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {

@@ -4,6 +4,8 @@
 // report (docs/BENCHMARKS.md).
 //
 //	detour-bench [-quick] [-out FILE]       the benchmarks and the report
+//	detour-bench -cores 1,4 ...             force the configurations (default: 1, and 4 on ≥ 12 CPUs)
+//	DETOUR_BENCH_SIDECAR=BIN detour-bench   measure another sidecar binary (before/after)
 //	detour-bench grpc-origin --listen ADDR  the gRPC app (started by the rig)
 //	detour-bench grpc-load ...              the gRPC load generator (ditto)
 //
@@ -20,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -33,14 +36,18 @@ type config struct {
 	out          string
 	dir          string
 	reps         int
-	conns        int
-	duration     time.Duration // per wrk and gRPC run
+	duration     time.Duration // per wrk run
+	grpcDuration time.Duration // per gRPC run
 	bulkDuration time.Duration // per iperf3 run
-	proxyCPU     string
-	loadCPU      string
+	cores        string
+	over         overrides
+	sidecar      string
+	sidecarLabel string
 	dataPath     bool
 	controlPlane bool
 	hold         bool
+
+	layouts []layout // from cores and over, for this machine
 }
 
 func main() {
@@ -57,19 +64,33 @@ func main() {
 	flag.StringVar(&c.out, "out", "", "the report (default docs/BENCHMARKS.md; with -quick, DIR/BENCHMARKS.quick.md)")
 	flag.StringVar(&c.dir, "dir", "", "working directory (default: a new temporary one, removed afterwards)")
 	flag.IntVar(&c.reps, "reps", 5, "repetitions of every data-path row (the report shows the median)")
-	flag.IntVar(&c.conns, "conns", 32, "connections (wrk -c) and concurrent gRPC calls or streams")
+	flag.StringVar(&c.cores, "cores", "", "configurations to run, as the proxies' worker counts, e.g. 1,4 (default: 1, and 4 as well on a machine of 12 or more CPUs)")
+	flag.StringVar(&c.sidecar, "sidecar", os.Getenv("DETOUR_BENCH_SIDECAR"), "sidecar binary to measure instead of building this checkout's (default $DETOUR_BENCH_SIDECAR)")
+	flag.StringVar(&c.sidecarLabel, "sidecar-label", os.Getenv("DETOUR_BENCH_SIDECAR_LABEL"), "what the -sidecar binary is, for the report (e.g. the commit it was built from)")
+	flag.IntVar(&c.over.conns, "conns", 0, "wrk connections (default: 32 on a small machine, 64 per proxy core on a big one)")
+	flag.IntVar(&c.over.grpcConc, "grpc-conc", 0, "concurrent gRPC calls or streams (default: 32 per proxy core, over one connection per core)")
 	flag.DurationVar(&c.duration, "duration", 5*time.Second, "length of each wrk and gRPC run")
 	flag.DurationVar(&c.bulkDuration, "bulk-duration", 4*time.Second, "length of each iperf3 run")
-	flag.StringVar(&c.proxyCPU, "proxy-cpu", "1", "CPU every proxy under test is pinned to (taskset list; empty: no pinning)")
-	flag.StringVar(&c.loadCPU, "load-cpu", "0", "CPU of the apps and load generators (taskset list; empty: no pinning)")
+	flag.StringVar(&c.over.proxyCPU, "proxy-cpu", "auto", "CPUs every proxy under test is pinned to (taskset list; empty: no pinning)")
+	flag.StringVar(&c.over.appCPU, "app-cpu", "auto", "CPUs of the apps (taskset list; empty: no pinning)")
+	flag.StringVar(&c.over.loadCPU, "load-cpu", "auto", "CPUs of the load generators (taskset list; empty: no pinning)")
 	flag.BoolVar(&c.dataPath, "data-path", true, "run the data-path benchmarks")
 	flag.BoolVar(&c.controlPlane, "control-plane", true, "run the control-plane benchmarks (go test -bench)")
 	flag.BoolVar(&c.hold, "hold", false, "start the rig, print its addresses and wait for Ctrl-C (to measure or profile by hand)")
 	flag.Parse()
+	c.grpcDuration = c.duration
 	if c.quick {
-		c.reps, c.duration, c.bulkDuration = 1, time.Second, time.Second
+		// gRPC runs are half as long, so the peers' rows cost CI no time.
+		c.reps, c.duration, c.bulkDuration, c.grpcDuration = 1, time.Second, time.Second, 500*time.Millisecond
 	}
 	if err := c.validate(); err != nil {
+		exit(err)
+	}
+	cores, err := parseCores(c.cores)
+	if err != nil {
+		exit(err)
+	}
+	if c.layouts, err = layouts(runtime.NumCPU(), cores, c.over); err != nil {
 		exit(err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,12 +106,19 @@ func (c config) validate() error {
 	switch {
 	case c.reps < 1:
 		return fmt.Errorf("-reps %d: want at least 1", c.reps)
-	case c.conns < 1:
-		return fmt.Errorf("-conns %d: want at least 1", c.conns)
+	case c.over.conns < 0:
+		return fmt.Errorf("-conns %d: want at least 1 (or 0, the default)", c.over.conns)
+	case c.over.grpcConc < 0:
+		return fmt.Errorf("-grpc-conc %d: want at least 1 (or 0, the default)", c.over.grpcConc)
 	case c.duration < time.Second || c.duration%time.Second != 0:
 		return fmt.Errorf("-duration %v: want whole seconds, at least 1s (wrk takes seconds)", c.duration)
 	case c.bulkDuration < time.Second || c.bulkDuration%time.Second != 0:
 		return fmt.Errorf("-bulk-duration %v: want whole seconds, at least 1s (iperf3 takes seconds)", c.bulkDuration)
+	}
+	if c.sidecar != "" {
+		if st, err := os.Stat(c.sidecar); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return fmt.Errorf("-sidecar %q: not an executable file", c.sidecar)
+		}
 	}
 	return nil
 }
@@ -117,25 +145,35 @@ func runAll(ctx context.Context, c config) error {
 	}
 	rep := &reportData{cfg: c, started: start.UTC()}
 	if c.dataPath {
-		logf("data path: starting the apps, nginx, haproxy and two detour hosts in %s", c.dir)
-		r, err := rig.Start(ctx, rig.Options{Dir: c.dir, Self: self, ProxyCPU: c.proxyCPU, LoadCPU: c.loadCPU})
-		if err != nil {
-			return err
+		for i, l := range c.layouts {
+			// A directory per configuration: each rig writes its own
+			// configs and logs, so a failed run's are all there.
+			dir := filepath.Join(c.dir, fmt.Sprintf("cores-%d", l.Cores))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			logf("data path, %s (proxies on CPU %q, apps %q, load %q): starting the apps, nginx, haproxy and two detour hosts in %s",
+				l.name(), l.ProxyCPU, l.AppCPU, l.LoadCPU, dir)
+			r, err := rig.Start(ctx, rig.Options{Dir: dir, Self: self, ProxyCPU: l.ProxyCPU, AppCPU: l.AppCPU,
+				Workers: l.Cores, AppWorkers: l.AppWorkers, Sidecar: c.sidecar})
+			if err != nil {
+				return err
+			}
+			if c.hold && i == 0 {
+				defer r.Close()
+				return hold(ctx, r)
+			}
+			d := &dataPath{cfg: c, lay: l, self: self}
+			for _, p := range r.Paths() {
+				d.paths = append(d.paths, &pathResult{Path: p})
+			}
+			err = d.measure(ctx)
+			r.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", l.name(), err)
+			}
+			rep.data = append(rep.data, d)
 		}
-		if c.hold {
-			defer r.Close()
-			return hold(ctx, r)
-		}
-		d := &dataPath{cfg: c, self: self}
-		for _, p := range r.Paths() {
-			d.paths = append(d.paths, &pathResult{Path: p})
-		}
-		err = d.measure(ctx)
-		r.Close()
-		if err != nil {
-			return err
-		}
-		rep.data = d
 	}
 	if c.controlPlane {
 		jobs, err := runGoBenches(ctx, c)
@@ -182,12 +220,13 @@ func grpcLoad(args []string) error {
 	target := fs.String("target", "", "host:port of the greeter service")
 	mode := fs.String("mode", "unary", "unary or stream")
 	conc := fs.Int("conc", 32, "concurrent calls (unary) or streams")
+	conns := fs.Int("conns", 1, "connections the calls are spread over")
 	d := fs.Duration("duration", 5*time.Second, "how long")
 	fs.Parse(args)
 	if *mode != string(grpcload.Unary) && *mode != string(grpcload.Stream) {
 		return fmt.Errorf("grpc-load: --mode %q: want unary or stream", *mode)
 	}
-	r, err := grpcload.Run(context.Background(), *target, grpcload.Mode(*mode), *conc, *d)
+	r, err := grpcload.Run(context.Background(), *target, grpcload.Mode(*mode), *conc, *conns, *d)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,7 +23,7 @@ type reportData struct {
 	cfg     config
 	started time.Time
 	wall    time.Duration
-	data    *dataPath
+	data    []*dataPath // one per configuration, 1 core first
 	jobs    []*goJob
 }
 
@@ -37,16 +38,19 @@ func (r *reportData) write(path string) error {
 	w("Written by `make bench` (`bench/cmd/detour-bench`, %s form) on %s; the run took %s. ",
 		form, r.started.Format("2006-01-02 15:04 MST"), r.wall.Round(time.Second))
 	w("Regenerate it rather than editing it: the analysis lives in [bench/NOTES.md](../bench/NOTES.md) and is included at the end.\n\n")
-	if r.data != nil {
+	if len(r.data) > 0 {
 		w("## Targets\n\n%s\n", r.targets())
 	}
-	w("## Machine and versions\n\n%s\n", machine())
-	if r.data != nil {
+	w("## Machine and versions\n\n%s%s\n", machine(), sidecarLine(r.cfg.sidecar, r.cfg.sidecarLabel))
+	if len(r.data) > 0 {
 		w("## Data path\n\n%s\n", r.setup())
-		w("### L4 (TCP)\n\n%s\n", r.l4Table())
-		w("### HTTP/1.1\n\n%s\n", r.httpTable())
-		w("### gRPC (HTTP/2)\n\n%s\n", r.grpcTable())
-		w("### Memory and CPU of each proxy\n\n%s\n", r.resourceTable())
+	}
+	for _, d := range r.data {
+		w("## Data path, %s\n\n%s\n", d.lay.name(), d.layoutText())
+		w("### L4 (TCP), %s\n\n%s\n", d.lay.name(), d.l4Table())
+		w("### HTTP/1.1, %s\n\n%s\n", d.lay.name(), d.httpTable())
+		w("### gRPC (HTTP/2), %s\n\n%s\n", d.lay.name(), d.grpcTable())
+		w("### Memory and CPU of each proxy, %s\n\n%s\n", d.lay.name(), d.resourceTable())
 	}
 	if len(r.jobs) > 0 {
 		w("## Control plane\n\n")
@@ -61,25 +65,77 @@ func (r *reportData) write(path string) error {
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
+// setup is what every configuration shares.
 func (r *reportData) setup() string {
 	c := r.cfg
-	return fmt.Sprintf(`Every row runs on the same machine in the same run, against the same apps, each app in a process of its own: an nginx `+"`return 200 \"hello world\\n\"`"+` (one worker) for HTTP and L4, `+"`iperf3 -s`"+` for bulk transfer, the greeter gRPC service (Go, GOMAXPROCS=1). Every proxy under test is limited to one worker and pinned to CPU %[1]s: nginx `+"`worker_processes 1`"+`, haproxy `+"`nbthread 1`"+`, each detour sidecar GOMAXPROCS=1 (the two-hop rows have **two** sidecars sharing that CPU). The apps and the load generators are pinned to CPU %[2]s. Upstream connections are kept alive (nginx `+"`keepalive 64`"+`, haproxy `+"`http-reuse always`"+`, the sidecar's own pool). Configurations: [bench/internal/rig/conf.go](../bench/internal/rig/conf.go).
+	var names []string
+	for _, d := range r.data {
+		names = append(names, d.lay.name())
+	}
+	return fmt.Sprintf(`Every row runs on the same machine in the same run, against the same apps, each app in a process of its own: an nginx `+"`return 200 \"hello world\\n\"`"+` for HTTP and L4, `+"`iperf3 -s`"+` for bulk transfer, the greeter gRPC service (Go). Configurations: %[1]s (`+"`-cores`"+`; by default 1, and 4 as well on a machine of %[2]d or more CPUs). In each, every proxy under test gets the same number of workers and is pinned to the same CPUs: nginx `+"`worker_processes`"+`, haproxy `+"`nbthread`"+`, each detour sidecar's GOMAXPROCS (the two-hop rows have **two** sidecars sharing those CPUs). Upstream connections are kept alive (nginx `+"`keepalive 64`"+`, haproxy `+"`http-reuse always`"+`, the sidecar's own pool). The gRPC peers: nginx `+"`grpc_pass grpc://`"+` behind an `+"`http2`"+` listener, haproxy `+"`mode http`"+` with `+"`proto h2`"+` on the bind and the server line. Proxy configurations: [bench/internal/rig/conf.go](../bench/internal/rig/conf.go).
 
 - Paths: **direct** = the load generator to the app; **single hop** = to host B's sidecar ingress, which forwards to the app; **two-hop** = the mesh path, host A's sidecar egress → host B's sidecar ingress → app. Hosts A and B are loopback addresses of the run's own (.2 and .3 of a free 127.A.B.0/24; `+"`DETOUR_TEST_NET`"+` pins it) with their own naming agents; the registry is B's embedded etcd.
-- HTTP/1.1 and L4 rows: `+"`taskset -c %[2]s wrk -t1 -c%[3]d -d%[4]s --latency URL`"+`; the L4 rows drive HTTP/1.1 through the TCP proxy so they have latencies too. Bulk: `+"`taskset -c %[2]s iperf3 -c HOST -p PORT -t %[5]s -J`"+`. gRPC: `+"`GOMAXPROCS=1 taskset -c %[2]s detour-bench grpc-load --conc %[3]d`"+` (%[3]d concurrent unary calls on one connection, or %[3]d bidi streams each with one message in flight).
+- HTTP/1.1 and L4 rows: wrk (`+"`wrk -tT -cC -d%[3]s --latency URL`"+`); the L4 rows drive HTTP/1.1 through the TCP proxy so they have latencies too. Bulk: `+"`iperf3 -c HOST -p PORT -t %[4]s -J`"+` (one stream). gRPC: `+"`detour-bench grpc-load --conc N --conns K --duration %[5]s`"+`: N concurrent unary calls spread over K connections, or N bidi streams each with one message in flight.
 - %[6]d repetition(s) per row; the rows take turns within a repetition; each cell is the median of the repetitions, the range column shows the spread of the rate. A run with any socket error, non-2xx answer or failed call fails the whole benchmark.
-- Memory: RSS of the proxy's processes (nginx master + worker) at rest after start-up, and the peak sampled every 100 ms under load. CPU: user+system time of the proxy's processes during the run, divided by the requests served.
+- **Per proxy CPU-second**: requests (calls, messages) served divided by the user+system CPU time of the proxy's processes during the run (nginx master + workers, haproxy, the sidecars; two-hop counts both sidecars). It is what one core of the proxy would serve if the proxy alone were the limit: when the load generator or the app saturates first, req/s is capped by them and this column is the fairer comparison of the proxies.
+- Memory: RSS of the proxy's processes at rest after start-up, and the peak sampled every 100 ms under load.
 
-`, c.proxyCPU, c.loadCPU, c.conns, c.duration, c.bulkDuration, c.reps)
+`, strings.Join(names, " and "), bigMachine, c.duration, c.bulkDuration, c.grpcDuration, c.reps)
 }
 
-func (r *reportData) find(name string) *pathResult {
-	for _, p := range r.data.paths {
+// layoutText says where one configuration ran and what load it offered.
+func (d *dataPath) layoutText() string {
+	l := d.lay
+	where := func(cpu string) string {
+		if cpu == "" {
+			return "not pinned"
+		}
+		return "CPU " + cpu
+	}
+	s := fmt.Sprintf("Proxies: %d worker(s) each, %s. Apps: %s (origin nginx `worker_processes %d`, gRPC app GOMAXPROCS=%d). "+
+		"Load: %s; `wrk -t%d -c%d`; gRPC %d concurrent calls or streams on %d connection(s), grpc-load GOMAXPROCS=%d.\n",
+		l.Cores, where(l.ProxyCPU), where(l.AppCPU), l.AppWorkers, l.AppWorkers, where(l.LoadCPU), l.Threads, l.Conns,
+		l.GRPCConc, l.GRPCConns, l.LoadProcs)
+	if l.Crowded {
+		s += "\n**Crowded:** this machine has fewer CPUs than the configuration's workers and load; it was run to test the rig (`-cores`), its figures say nothing about the proxies.\n"
+	}
+	return s
+}
+
+// sidecarLine names the sidecar binary measured when it is not this
+// checkout's: its label, the commit Go stamped into it (builds with
+// -buildvcs=false have none) and its hash.
+func sidecarLine(bin, label string) string {
+	if bin == "" {
+		return "- detour sidecar: built from this checkout\n"
+	}
+	var what []string
+	if label != "" {
+		what = append(what, "**"+label+"**")
+	}
+	if out, err := exec.Command("go", "version", "-m", bin).Output(); err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			f := strings.Fields(l)
+			if len(f) == 2 && f[0] == "build" && (strings.HasPrefix(f[1], "vcs.revision=") || f[1] == "vcs.modified=true") {
+				what = append(what, f[1])
+			}
+		}
+	}
+	if b, err := os.ReadFile(bin); err == nil {
+		what = append(what, fmt.Sprintf("sha256 %x", sha256.Sum256(b))[:19])
+	}
+	return fmt.Sprintf("- detour sidecar: `%s` (%s; `-sidecar` / `DETOUR_BENCH_SIDECAR`); the naming agents are this checkout's\n", bin, strings.Join(what, ", "))
+}
+
+// find is the path of that name, or an empty one (every figure zero, so
+// its ratios show "–").
+func (d *dataPath) find(name string) *pathResult {
+	for _, p := range d.paths {
 		if p.Path.Name == name {
 			return p
 		}
 	}
-	return nil
+	return &pathResult{}
 }
 
 // median of f over runs; spread is "min–max" of the rate.
@@ -103,6 +159,9 @@ func p50(r run) float64  { return float64(r.P50) }
 func p99(r run) float64  { return float64(r.P99) }
 
 func spread(runs []run, format func(float64) string) string {
+	if len(runs) == 0 {
+		return "–"
+	}
 	lo, hi := runs[0].Rate, runs[0].Rate
 	for _, r := range runs {
 		lo, hi = min(lo, r.Rate), max(hi, r.Rate)
@@ -113,77 +172,6 @@ func spread(runs []run, format func(float64) string) string {
 func dur(v float64) string { return report.Ms(time.Duration(v)) }
 
 func gbit(v float64) string { return fmt.Sprintf("%.1f", v/1e9) }
-
-func (r *reportData) l4Table() string {
-	t := report.Table{Head: []string{"path", "req/s (HTTP over TCP)", "p50 ms", "p99 ms", "vs direct", "vs nginx stream", "bulk Gbit/s", "bulk vs direct", "bulk vs nginx", "req/s range"}}
-	direct, ngx := r.find("direct"), r.find("nginx")
-	for _, p := range r.data.paths {
-		name := p.Path.Name
-		switch name {
-		case "nginx":
-			name = "nginx stream"
-		case "haproxy":
-			name = "haproxy mode tcp"
-		}
-		t.Add(name, report.Rate(median(p.L4, rate)), dur(median(p.L4, p50)), dur(median(p.L4, p99)),
-			report.Ratio(median(p.L4, rate), median(direct.L4, rate)), report.Ratio(median(p.L4, rate), median(ngx.L4, rate)),
-			gbit(median(p.Bulk, rate)), report.Ratio(median(p.Bulk, rate), median(direct.Bulk, rate)),
-			report.Ratio(median(p.Bulk, rate), median(ngx.Bulk, rate)), spread(p.L4, report.Rate))
-	}
-	return t.String()
-}
-
-func (r *reportData) httpTable() string {
-	t := report.Table{Head: []string{"path", "req/s", "p50 ms", "p99 ms", "vs direct", "vs nginx", "p99 vs nginx", "req/s range"}}
-	direct, ngx := r.find("direct"), r.find("nginx")
-	for _, p := range r.data.paths {
-		name := p.Path.Name
-		if name == "haproxy" {
-			name = "haproxy mode http"
-		}
-		t.Add(name, report.Rate(median(p.HTTP, rate)), dur(median(p.HTTP, p50)), dur(median(p.HTTP, p99)),
-			report.Ratio(median(p.HTTP, rate), median(direct.HTTP, rate)), report.Ratio(median(p.HTTP, rate), median(ngx.HTTP, rate)),
-			report.Ratio(median(p.HTTP, p99), median(ngx.HTTP, p99)), spread(p.HTTP, report.Rate))
-	}
-	return t.String()
-}
-
-func (r *reportData) grpcTable() string {
-	t := report.Table{Head: []string{"path", "calls", "per second", "p50 ms", "p99 ms", "vs direct", "range"}}
-	direct := r.find("direct")
-	for _, mode := range []string{"unary", "stream messages"} {
-		for _, p := range r.data.paths {
-			runs, base := p.Unary, direct.Unary
-			if mode != "unary" {
-				runs, base = p.Stream, direct.Stream
-			}
-			if len(runs) == 0 {
-				continue
-			}
-			t.Add(p.Path.Name, mode, report.Rate(median(runs, rate)), dur(median(runs, p50)), dur(median(runs, p99)),
-				report.Ratio(median(runs, rate), median(base, rate)), spread(runs, report.Rate))
-		}
-	}
-	return t.String()
-}
-
-func (r *reportData) resourceTable() string {
-	t := report.Table{Head: []string{"proxy", "RSS at rest MiB", "RSS peak under load MiB",
-		"CPU s per 1,000 HTTP/1.1 req", "HTTP/1.1 req per CPU-second", "vs nginx",
-		"CPU s per 1,000 L4 req", "L4 req per CPU-second", "vs nginx stream"}}
-	ngx := r.find("nginx")
-	for _, p := range r.data.paths {
-		if !p.Path.Proxy() {
-			continue
-		}
-		t.Add(p.Path.Name, mib(p.RSSRest), mib(p.RSSPeak),
-			fmt.Sprintf("%.4f", cpuPer1k(p.HTTP)), report.Rate(perCPUSecond(p.HTTP)), report.Ratio(perCPUSecond(p.HTTP), perCPUSecond(ngx.HTTP)),
-			fmt.Sprintf("%.4f", cpuPer1k(p.L4)), report.Rate(perCPUSecond(p.L4)), report.Ratio(perCPUSecond(p.L4), perCPUSecond(ngx.L4)))
-	}
-	return t.String() + `
-The detour rows' processes are the sidecars only (the naming agents are not on the data path); two-hop counts both sidecars. Requests per CPU-second is what one core of the proxy would serve if the proxy alone were the limit; on two cores the load generator and the app share the other core and may saturate first (then a proxy's req/s in the tables above is capped by them, not by the proxy), so this column is the fairer comparison of proxy efficiency.
-`
-}
 
 func mib(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
 

@@ -74,18 +74,26 @@ const (
 	Stream Mode = "stream" // one Chat stream, a message and its answer at a time
 )
 
-// Run keeps conc workers busy against target for d, over one connection
-// (as a gRPC app would), and measures every call.
-func Run(ctx context.Context, target string, mode Mode, conc int, d time.Duration) (Result, error) {
-	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return Result{}, err
+// Run keeps conc workers busy against target for d, spread over conns
+// connections (an app's gRPC client uses one; a multi-core load uses a
+// few, as ghz does), and measures every call.
+func Run(ctx context.Context, target string, mode Mode, conc, conns int, d time.Duration) (Result, error) {
+	if conc < 1 || conns < 1 || conns > conc {
+		return Result{}, fmt.Errorf("grpcload: %d calls on %d connections: want 1 ≤ connections ≤ calls", conc, conns)
 	}
-	defer cc.Close()
-	c := greeterpb.NewGreeterClient(cc)
-	// One call first, so connection set-up is not in the figures.
-	if _, err := c.SayHello(ctx, &greeterpb.HelloRequest{Name: "warm-up"}); err != nil {
-		return Result{}, fmt.Errorf("grpcload: first call to %s: %w", target, err)
+	clients := make([]greeterpb.GreeterClient, conns)
+	for i := range clients {
+		cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return Result{}, err
+		}
+		defer cc.Close()
+		clients[i] = greeterpb.NewGreeterClient(cc)
+		// One call first on each, so connection set-up is not in the
+		// figures.
+		if _, err := clients[i].SayHello(ctx, &greeterpb.HelloRequest{Name: "warm-up"}); err != nil {
+			return Result{}, fmt.Errorf("grpcload: first call to %s: %w", target, err)
+		}
 	}
 	// Workers stop starting calls at end; calls in flight finish, so the
 	// end of the run is not counted as failures.
@@ -98,7 +106,7 @@ func Run(ctx context.Context, target string, mode Mode, conc int, d time.Duratio
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat[w], errs[w] = work(ctx, c, mode, end)
+			lat[w], errs[w] = work(ctx, clients[w%conns], mode, end)
 		}()
 	}
 	wg.Wait()

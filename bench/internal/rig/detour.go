@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/detourmesh/detour/internal/testbed"
@@ -11,7 +12,7 @@ import (
 
 // startDetour starts host B (embedded registry, the apps published through
 // its agent) and host A (its client side), each with a sidecar limited to
-// one CPU, and returns the single-hop path (B's ingress) and the two-hop
+// the proxies' workers and CPUs, and returns the single-hop path (B's ingress) and the two-hop
 // mesh path (A's egress → B's ingress).
 func (r *Rig) startDetour(ctx context.Context, bin string) (one, two Path, err error) {
 	b, err := testbed.NewHost(bin, filepath.Join(r.opt.Dir, "B"), testbed.Spec{IP: r.ip.server, Registry: "embedded", ExtraConfig: agentServices})
@@ -23,9 +24,9 @@ func (r *Rig) startDetour(ctx context.Context, bin string) (one, two Path, err e
 		return one, two, err
 	}
 	for _, h := range []*testbed.Host{b, a} {
-		// The same resources as nginx's one worker: GOMAXPROCS=1, pinned
-		// to the proxies' CPU.
-		h.SidecarEnv = []string{"GOMAXPROCS=1"}
+		// The same resources as nginx's workers: GOMAXPROCS, pinned to
+		// the proxies' CPUs.
+		h.SidecarEnv = []string{"GOMAXPROCS=" + strconv.Itoa(r.opt.Workers)}
 		// Profiles on the admin address (loopback), for `-hold` sessions.
 		h.SidecarArgs = []string{"--pprof"}
 		r.hosts = append(r.hosts, h)

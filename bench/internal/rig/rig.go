@@ -1,7 +1,8 @@
 // Package rig starts everything the data-path benchmarks measure, on one
 // machine: the apps (each in a process of its own), nginx and haproxy as
 // the reference proxies, and two detour hosts (naming agent + sidecar),
-// with every proxy pinned to the same CPU and limited to one worker.
+// with every proxy pinned to the same CPUs and given the same number of
+// workers (nginx processes, haproxy threads, GOMAXPROCS).
 package rig
 
 import (
@@ -24,7 +25,17 @@ type Options struct {
 	Dir      string // working directory (configs, logs, binaries)
 	Self     string // the detour-bench binary, which also serves the gRPC app
 	ProxyCPU string // CPU list every proxy under test is pinned to
-	LoadCPU  string // CPU list of the apps and the load generators
+	AppCPU   string // CPU list of the apps
+	// Workers is every proxy's worker count (nginx worker_processes,
+	// haproxy nbthread, each sidecar's GOMAXPROCS); 0 means 1.
+	Workers int
+	// AppWorkers is the origin nginx's worker_processes and the gRPC
+	// app's GOMAXPROCS; 0 means 1.
+	AppWorkers int
+	// Sidecar, if set, is the sidecar binary to measure instead of one
+	// built from this checkout (a before/after comparison); the naming
+	// agent is always built from the checkout.
+	Sidecar string
 }
 
 // Path is one way from the load generator to the apps: direct, or through
@@ -77,10 +88,9 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 	if err := r.preflight(); err != nil {
 		return nil, err
 	}
+	r.opt.Workers, r.opt.AppWorkers = max(1, o.Workers), max(1, o.AppWorkers)
 	bin := filepath.Join(o.Dir, "bin")
-	if err := testbed.Build(ctx, bin,
-		"github.com/detourmesh/detour/naming-agent/cmd/naming-agent",
-		"github.com/detourmesh/detour/sidecar/cmd/sidecar"); err != nil {
+	if err := buildBinaries(ctx, bin, o.Sidecar); err != nil {
 		return nil, err
 	}
 	ip := r.ip
@@ -90,8 +100,8 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 	if err := r.startApps(ctx); err != nil {
 		return nil, err
 	}
-	ngx, err := r.startNginx(ctx, "nginx", proxyNginx(o.Dir, ip), o.ProxyCPU,
-		addr(ip.proxy, NginxHTTPPort), addr(ip.proxy, NginxL4Port), addr(ip.proxy, NginxBulkPort))
+	ngx, err := r.startNginx(ctx, "nginx", proxyNginx(o.Dir, ip, r.opt.Workers), o.ProxyCPU,
+		addr(ip.proxy, NginxHTTPPort), addr(ip.proxy, NginxL4Port), addr(ip.proxy, NginxBulkPort), addr(ip.proxy, NginxGRPCPort))
 	if err != nil {
 		return nil, err
 	}
@@ -106,9 +116,9 @@ func Start(ctx context.Context, o Options) (_ *Rig, err error) {
 	r.paths = []Path{
 		direct,
 		{Name: "nginx", HTTP: addr(ip.proxy, NginxHTTPPort), L4: addr(ip.proxy, NginxL4Port),
-			Bulk: addr(ip.proxy, NginxBulkPort), ProxyPIDs: tree(ngx)},
+			Bulk: addr(ip.proxy, NginxBulkPort), GRPC: addr(ip.proxy, NginxGRPCPort), ProxyPIDs: tree(ngx)},
 		{Name: "haproxy", HTTP: addr(ip.proxy, HAProxyHTTPPort), L4: addr(ip.proxy, HAProxyL4Port),
-			Bulk: addr(ip.proxy, HAProxyBulkPort), ProxyPIDs: tree(hap)},
+			Bulk: addr(ip.proxy, HAProxyBulkPort), GRPC: addr(ip.proxy, HAProxyGRPCPort), ProxyPIDs: tree(hap)},
 		one, two,
 	}
 	return r, nil
@@ -129,15 +139,15 @@ func (r *Rig) Close() {
 
 func (r *Rig) startApps(ctx context.Context) error {
 	server := r.ip.server
-	if _, err := r.startNginx(ctx, "origin", originNginx(r.opt.Dir, r.ip), r.opt.LoadCPU, addr(server, HTTPOriginPort)); err != nil {
+	if _, err := r.startNginx(ctx, "origin", originNginx(r.opt.Dir, r.ip, r.opt.AppWorkers), r.opt.AppCPU, addr(server, HTTPOriginPort)); err != nil {
 		return err
 	}
 	if _, err := r.start(ctx, "iperf3-server", []string{addr(server, BulkOriginPort)}, nil,
-		pinned(r.opt.LoadCPU, "iperf3", "-s", "-B", server, "-p", strconv.Itoa(BulkOriginPort))...); err != nil {
+		pinned(r.opt.AppCPU, "iperf3", "-s", "-B", server, "-p", strconv.Itoa(BulkOriginPort))...); err != nil {
 		return err
 	}
-	_, err := r.start(ctx, "grpc-origin", []string{addr(server, GRPCOriginPort)}, []string{"GOMAXPROCS=1"},
-		pinned(r.opt.LoadCPU, r.opt.Self, "grpc-origin", "--listen", addr(server, GRPCOriginPort))...)
+	_, err := r.start(ctx, "grpc-origin", []string{addr(server, GRPCOriginPort)}, []string{"GOMAXPROCS=" + strconv.Itoa(r.opt.AppWorkers)},
+		pinned(r.opt.AppCPU, r.opt.Self, "grpc-origin", "--listen", addr(server, GRPCOriginPort))...)
 	return err
 }
 
@@ -165,7 +175,7 @@ func (r *Rig) startHAProxy(ctx context.Context) (*testbed.Proc, error) {
 		return nil, err
 	}
 	path := filepath.Join(r.opt.Dir, "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(haproxyConf(r.opt.Dir, r.ip)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(haproxyConf(r.opt.Dir, r.ip, r.opt.Workers)), 0o644); err != nil {
 		return nil, err
 	}
 	hap, err := lookPath("haproxy")
@@ -173,7 +183,7 @@ func (r *Rig) startHAProxy(ctx context.Context) (*testbed.Proc, error) {
 		return nil, err
 	}
 	return r.start(ctx, "haproxy",
-		[]string{addr(r.ip.proxy, HAProxyHTTPPort), addr(r.ip.proxy, HAProxyL4Port), addr(r.ip.proxy, HAProxyBulkPort)}, nil,
+		[]string{addr(r.ip.proxy, HAProxyHTTPPort), addr(r.ip.proxy, HAProxyL4Port), addr(r.ip.proxy, HAProxyBulkPort), addr(r.ip.proxy, HAProxyGRPCPort)}, nil,
 		pinned(r.opt.ProxyCPU, hap, "-f", path, "-db")...)
 }
 
@@ -185,6 +195,7 @@ func (r *Rig) preflight() error {
 	all := []string{addr(ip.server, HTTPOriginPort), addr(ip.server, BulkOriginPort), addr(ip.server, GRPCOriginPort),
 		addr(ip.proxy, NginxHTTPPort), addr(ip.proxy, NginxL4Port), addr(ip.proxy, NginxBulkPort),
 		addr(ip.proxy, HAProxyHTTPPort), addr(ip.proxy, HAProxyL4Port), addr(ip.proxy, HAProxyBulkPort),
+		addr(ip.proxy, NginxGRPCPort), addr(ip.proxy, HAProxyGRPCPort),
 		addr(ip.server, testbed.EtcdPort), addr(ip.server, testbed.EtcdPort+1)}
 	for _, h := range []string{ip.client, ip.server} {
 		for _, p := range []int{testbed.AgentHTTPPort, testbed.AgentGRPCPort, testbed.AdminPort, testbed.HealthPort} {
@@ -243,6 +254,26 @@ func Pin(pid int, cpu string) error {
 		return fmt.Errorf("taskset %d: %w: %s", pid, err, out)
 	}
 	return nil
+}
+
+// buildBinaries builds the naming agent and the sidecar into bin; with
+// sidecar set, that binary is copied in place of the one built.
+func buildBinaries(ctx context.Context, bin, sidecar string) error {
+	pkgs := []string{"github.com/detourmesh/detour/naming-agent/cmd/naming-agent"}
+	if sidecar == "" {
+		pkgs = append(pkgs, "github.com/detourmesh/detour/sidecar/cmd/sidecar")
+	}
+	if err := testbed.Build(ctx, bin, pkgs...); err != nil {
+		return err
+	}
+	if sidecar == "" {
+		return nil
+	}
+	b, err := os.ReadFile(sidecar)
+	if err != nil {
+		return fmt.Errorf("the sidecar to measure: %w", err)
+	}
+	return os.WriteFile(filepath.Join(bin, "sidecar"), b, 0o755)
 }
 
 func pinned(cpu string, argv ...string) []string {
