@@ -10,6 +10,7 @@ import (
 
 	"github.com/detourmesh/detour/api/sidecarpb"
 	"github.com/detourmesh/detour/sidecar/cluster"
+	h2proxy "github.com/detourmesh/detour/sidecar/h2"
 	"github.com/detourmesh/detour/sidecar/l7"
 	"github.com/detourmesh/detour/sidecar/limit"
 	"github.com/detourmesh/detour/sidecar/listener"
@@ -67,8 +68,22 @@ func (d *Dataplane) l7Egress(addr net.Addr, s egressSettings, cl *cluster.Cluste
 		HeadTimeout: d.cfg.HeadTimeout, UpstreamIdle: d.upstreamIdle(),
 		Observe: d.obs.Listener(s.service, "egress"),
 	}
-	return l7Handler{Server: l7.NewServer(addr, h1, h1.Observe.Wrap(h2), l7.DialFunc(d.dial), s.connectTimeout, d.cfg.IdleTimeout), tr: tr}
+	srv := l7.NewServer(addr, h1, h1.Observe.Wrap(h2), l7.DialFunc(d.dial), s.connectTimeout, d.cfg.IdleTimeout)
+	if h2.GRPC && frameH2 {
+		srv.UseFrames(&h2proxy.Proxy{
+			Cluster: cl, Listener: ls, Dial: h2proxy.DialFunc(d.dial),
+			ConnectTimeout: s.connectTimeout, Idle: d.cfg.IdleTimeout,
+			RequestTimeout: s.requestTimeout, Retries: s.retries, Retriable: retriable,
+			BudgetPercent: d.cfg.RetryBudgetPercent, MinRetries: d.cfg.MinRetryConcurrency,
+			MaxRequests: int64(d.cfg.MaxConnections), BodyLimit: bodyLimit, Observe: h1.Observe,
+		})
+	}
+	return l7Handler{Server: srv, tr: tr}
 }
+
+// frameH2 serves gRPC listeners' h2c with the frame proxy (sidecar/h2)
+// rather than net/http; every feature of the net/http path is there.
+var frameH2 = true
 
 // l7Ingress builds the ingress handler, to the one target.
 func (d *Dataplane) l7Ingress(addr net.Addr, service, target string, p sidecarpb.Protocol, ls *stats.Counters, lim *limit.Limiter) listener.Handler {
@@ -76,7 +91,15 @@ func (d *Dataplane) l7Ingress(addr net.Addr, service, target string, p sidecarpb
 	h2 := &l7.Ingress{Target: target, Listener: ls, Transports: tr, GRPC: p == sidecarpb.Protocol_PROTOCOL_GRPC, Pool: copyPool(), Limit: lim}
 	h1 := &l7.H1{Target: target, Listener: ls, BodyLimit: bodyLimit, HeadTimeout: d.cfg.HeadTimeout, UpstreamIdle: d.upstreamIdle(), Limit: lim,
 		Observe: d.obs.Listener(service, "ingress")}
-	return l7Handler{Server: l7.NewServer(addr, h1, h1.Observe.Wrap(h2), l7.DialFunc(d.dial), d.cfg.DefaultConnectTimeout, d.cfg.IdleTimeout), tr: tr}
+	srv := l7.NewServer(addr, h1, h1.Observe.Wrap(h2), l7.DialFunc(d.dial), d.cfg.DefaultConnectTimeout, d.cfg.IdleTimeout)
+	if h2.GRPC && frameH2 {
+		srv.UseFrames(&h2proxy.Proxy{
+			Target: target, Listener: ls, Dial: h2proxy.DialFunc(d.dial),
+			ConnectTimeout: d.cfg.DefaultConnectTimeout, Idle: d.cfg.IdleTimeout,
+			BodyLimit: bodyLimit, Limit: lim, Observe: h1.Observe,
+		})
+	}
+	return l7Handler{Server: srv, tr: tr}
 }
 
 // upstreamIdle is how long a pooled L7 upstream connection may stay idle.

@@ -26,6 +26,8 @@ type Server struct {
 	h2   *listener.HTTP
 	idle time.Duration
 
+	frames   FrameProxy // when set, serves h2c instead of h2
+
 	mu       sync.Mutex
 	conns    map[net.Conn]*atomic.Int32
 	wg       sync.WaitGroup
@@ -42,6 +44,18 @@ func NewServer(addr net.Addr, h1 *H1, h2 http.Handler, dial DialFunc, connectTim
 	h1.pool = newConnPool(dial, connectTimeout, upIdle, 256)
 	return &Server{h1: h1, h2: listener.NewHTTP(addr, h2, idle), idle: idle, conns: map[net.Conn]*atomic.Int32{}}
 }
+
+// FrameProxy serves h2c connections frame by frame (sidecar/h2): c's
+// bytes, the preface included, are read from r.
+type FrameProxy interface {
+	ServeConn(c net.Conn, r interface{ Read([]byte) (int, error) })
+	Drain(ctx context.Context) error
+	Close() error
+}
+
+// UseFrames hands h2c connections to fp instead of net/http; call it
+// before the first connection.
+func (s *Server) UseFrames(fp FrameProxy) { s.frames = fp }
 
 // bufConn replays what was peeked.
 type bufConn struct {
@@ -98,6 +112,10 @@ func (s *Server) ServeConn(c net.Conn) {
 		}
 		c.SetReadDeadline(time.Time{})
 		lr.remain = 1<<63 - 1
+		if s.frames != nil {
+			s.frames.ServeConn(c, br)
+			return
+		}
 		handedOver = true
 		// HTTP/2 flushes every frame; coalescing them saves most writes.
 		s.h2.ServeConn(bufConn{Conn: coalesce.New(c), r: br})
@@ -117,6 +135,11 @@ func (s *Server) Drain(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	err := s.h2.Drain(ctx)
+	if s.frames != nil {
+		if ferr := s.frames.Drain(ctx); err == nil {
+			err = ferr
+		}
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -141,6 +164,9 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	err := s.h2.Close()
+	if s.frames != nil {
+		s.frames.Close()
+	}
 	s.wg.Wait()
 	s.h1.pool.close()
 	return err
