@@ -2,7 +2,6 @@ package l7
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -10,8 +9,9 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/detourmesh/detour/sidecar/cluster"
 	"github.com/detourmesh/detour/sidecar/limit"
@@ -64,51 +64,24 @@ type H1 struct {
 // maxHeaderBytes bounds a request head.
 const maxHeaderBytes = 1 << 20
 
-// limitReader is the client connection's reader: limited while a request
-// head is read, unlimited for bodies. While a body is read, gap > 0
-// bounds each read: a body that stops coming for that long ends with a
-// timeout (a deadline per read of up to 16 KiB, not per byte).
-type limitReader struct {
-	c      net.Conn
-	remain int64
-	gap    time.Duration
-}
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	if l.remain <= 0 {
-		return 0, errors.New("request head too large")
-	}
-	if int64(len(p)) > l.remain {
-		p = p[:l.remain]
-	}
-	if l.gap > 0 {
-		l.c.SetReadDeadline(time.Now().Add(l.gap))
-	}
-	n, err := l.c.Read(p)
-	l.remain -= int64(n)
-	return n, err
-}
-
-// writeGap bounds each write to the client: one that cannot finish for
-// gap (a client that stops reading its answer) fails, and the connection
-// closes. Deadlines are per write, so a long answer that keeps moving is
-// never cut.
-type writeGap struct {
-	c   net.Conn
-	gap time.Duration
-}
-
-func (w writeGap) Write(p []byte) (int, error) {
-	w.c.SetWriteDeadline(time.Now().Add(w.gap))
-	return w.c.Write(p)
-}
-
 // serve runs the request loop on c until it closes, a request asks to,
-// or drain says so. idle bounds the wait for the next request.
+// or drain says so. idle bounds the wait for the next request. Its
+// deadlines are lazy (deadline.go): a keep-alive request moves none.
 func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Duration, state *atomic.Int32, draining func() bool) {
-	var out io.Writer = c
+	lc := &lazyConn{Conn: c}
+	if first := h.HeadTimeout; first > 0 { // what ServeConn armed at accept
+		lc.rd = lazyDeadline{want: time.Now().Add(first), armed: time.Now().Add(first)}
+	} else if idle > 0 {
+		lc.rd = lazyDeadline{want: time.Now().Add(idle), armed: time.Now().Add(idle)}
+	}
+	// A drain cuts the deadline of a connection between requests: that
+	// one must not be taken for one that fired early.
+	drainable := true
+	lc.stop = func() bool { return drainable && draining() }
+	lr.c = lc
+	var out io.Writer = lc
 	if idle > 0 {
-		out = writeGap{c, idle}
+		out = writeGap{lc, idle}
 	}
 	var sniff *observe.Sniffer
 	if h.Observe != nil {
@@ -118,9 +91,9 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 	bw := bufio.NewWriterSize(out, 16<<10)
 	gone := func() bool { // has the client closed its side?
 		lr.gap = 0 // the body was sent whole before the wait for the answer
-		c.SetReadDeadline(time.Now())
+		lc.SetReadDeadline(time.Now())
 		_, err := br.Peek(1)
-		c.SetReadDeadline(time.Time{})
+		lc.SetReadDeadline(time.Time{})
 		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
 	}
 	var scratch reqScratch // a request lives until the next is read
@@ -130,41 +103,32 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 	}
 	for first := true; ; first = false {
 		state.Store(stateIdle)
+		drainable = true
 		if draining() {
 			return
 		}
-		if !first && idle > 0 { // the first head's deadline was set at accept
-			c.SetReadDeadline(time.Now().Add(idle))
-		}
-		if draining() { // Drain may have cut the deadline before we set it
-			return
-		}
 		lr.remain, lr.gap = maxHeaderBytes, 0
-		if !first && br.Buffered() == 0 {
-			if _, err := br.Peek(1); err != nil {
-				return // idle, closed or drained: no request begun
+		if !first { // the first head's deadline was set at accept
+			var until time.Time
+			if idle > 0 {
+				until = time.Now().Add(idle)
 			}
-		}
-		if !first && h.HeadTimeout > 0 && !headBuffered(br) {
-			c.SetReadDeadline(time.Now().Add(h.HeadTimeout))
+			lc.SetReadDeadline(until)
+			if br.Buffered() == 0 {
+				if _, err := br.Peek(1); err != nil {
+					return // idle, closed or drained: no request begun
+				}
+			}
+			if h.HeadTimeout > 0 { // armed only if the head needs another read
+				lr.headBy = time.Now().Add(h.HeadTimeout)
+			}
 		}
 		req, err := h.readRequest(&br, lr, &scratch)
+		lr.headBy = time.Time{}
 		state.Store(stateActive)
+		drainable = false
 		if err != nil {
-			var he *headError
-			switch {
-			case errors.As(err, &he):
-				h.Listener.Fail(stats.BadFrame)
-				writeError(bw, he.code, "sidecar: "+he.msg)
-				lingerClose(c)
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				if !draining() && h.HeadTimeout > 0 {
-					h.Listener.Fail(stats.HeadTimeout)
-				}
-			case !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed):
-				h.Listener.Fail(stats.BadFrame)
-				writeError(bw, http.StatusBadRequest, "bad request")
-			}
+			h.refuse(err, bw, c, draining)
 			return
 		}
 		lr.remain = 1<<63 - 1
@@ -173,41 +137,56 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 			// a body that stops coming for idle does (slow-body clients).
 			// With none, only gone() reads c, under its own deadline; the
 			// next loop sets the idle one again anyway.
-			c.SetReadDeadline(time.Time{})
+			lc.SetReadDeadline(time.Time{})
 			lr.gap = idle
 		}
 		req.RemoteAddr = remote
+		var start time.Time
+		var sp trace.Span
 		if sniff != nil {
-			start := time.Now()
+			start = time.Now()
 			sniff.Reset()
-			sp := h.Observe.StartSpan(req.Header, req.Method, req.URL.Path)
-			ok := h.handle(req, bw, gone)
+			sp = h.Observe.StartSpan(req.Header, req.Method, req.URL.Path)
+		}
+		ok := h.handle(req, bw, gone, &scratch.fwd)
+		if sniff != nil {
 			r := observe.Request{Method: req.Method, Path: req.URL.Path, Proto: req.Proto, Remote: remote, Status: sniff.Status()}
 			observe.EndSpan(sp, r)
 			h.Observe.Done(r, start)
-			if !ok {
-				return
-			}
-			continue
 		}
-		if !h.handle(req, bw, gone) {
+		if !ok {
 			return
 		}
 	}
 }
 
-// readRequest reads the next request head from *br once it is whole
-// and has passed checkRequestHead.
-func (h *H1) readRequest(br **bufio.Reader, lr io.Reader, scratch *reqScratch) (*http.Request, error) {
-	n, err := peekHead(br, lr)
+// refuse answers a request head that could not be read, as it deserves.
+func (h *H1) refuse(err error, bw *bufio.Writer, c net.Conn, draining func() bool) {
+	var he *headError
+	switch {
+	case errors.As(err, &he):
+		h.Listener.Fail(stats.BadFrame)
+		writeError(bw, he.code, "sidecar: "+he.msg)
+		lingerClose(c)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if !draining() && h.HeadTimeout > 0 {
+			h.Listener.Fail(stats.HeadTimeout)
+		}
+	case !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed):
+		h.Listener.Fail(stats.BadFrame)
+		writeError(bw, http.StatusBadRequest, "bad request")
+	}
+}
+
+// readRequest reads the next request head from *br once it is whole, in
+// one pass that checks it (scanHead) and parses the common request; any
+// other that passes goes to http.ReadRequest.
+func (h *H1) readRequest(br **bufio.Reader, lr io.Reader, s *reqScratch) (*http.Request, error) {
+	n, err := peekHead(br, lr, &s.ends)
 	if err != nil {
 		return nil, err
 	}
-	head, _ := (*br).Peek(n)
-	if err := checkRequestHead(head); err != nil {
-		return nil, err
-	}
-	req, err := readRequestHead(*br, scratch)
+	req, err := s.take(*br, n)
 	if req == nil && err == nil {
 		req, err = http.ReadRequest(*br)
 	}
@@ -231,13 +210,6 @@ const (
 	lingerTime  = 500 * time.Millisecond
 	lingerBytes = 256 << 10
 )
-
-// headBuffered reports whether br holds a whole head already (the
-// common case: it came in one segment), so no head deadline is needed.
-func headBuffered(br *bufio.Reader) bool {
-	buf, _ := br.Peek(br.Buffered())
-	return bytes.Contains(buf, crlf2)
-}
 
 const (
 	stateIdle int32 = iota
@@ -274,7 +246,7 @@ func (h *H1) fail(k int, ep *cluster.Endpoint) {
 
 // handle forwards one request and reports whether the client connection
 // stays open.
-func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool) bool {
+func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool, fwd *[3]string) bool {
 	h.Listener.Requests.Add(1)
 	if h.Cluster != nil {
 		h.Cluster.Stats.Requests.Add(1)
@@ -306,7 +278,7 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool) bool 
 		}
 	}
 	subset := dec.Subset
-	outHeaders(req.Header, req)
+	outHeadersInto(req.Header, req, fwd)
 	if _, ok := req.Header["User-Agent"]; !ok {
 		req.Header["User-Agent"] = []string{""} // Request.Write must not add its own
 	}
@@ -406,146 +378,4 @@ func (h *H1) verdict(ep *cluster.Endpoint, code int) {
 		return
 	}
 	h.Cluster.Success(ep)
-}
-
-// roundTrip sends req on a pooled connection to addr and reads the
-// response head. A reused connection the upstream had closed is retried
-// once on a fresh one when the request can be sent again.
-func (h *H1) roundTrip(addr string, req *http.Request, body []byte, replayable bool, gone func() bool) (*http.Response, *upConn, int, error) {
-	for {
-		uc, err := h.pool.get(addr)
-		if err != nil {
-			return nil, nil, stats.DialKind(err), err
-		}
-		if body != nil {
-			req.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		var deadline time.Time
-		if h.RequestTimeout > 0 {
-			deadline = time.Now().Add(h.RequestTimeout)
-		}
-		if !deadline.IsZero() || uc.timed { // each SetDeadline updates a runtime timer
-			uc.SetDeadline(deadline)
-			uc.timed = !deadline.IsZero()
-		}
-		if fastRequest(req) {
-			err = writeRequest(uc.w, req)
-		} else {
-			err = req.Write(uc.w)
-		}
-		if err == nil {
-			err = uc.w.Flush()
-		}
-		if err == nil {
-			err = waitFirstByte(uc, deadline, gone)
-		}
-		var resp *http.Response
-		if err == nil {
-			if resp = readHead(uc, req); resp == nil {
-				resp, err = http.ReadResponse(uc.r, req)
-			}
-			for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-				resp, err = http.ReadResponse(uc.r, req) // 1xx informational: skipped
-			}
-		}
-		if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
-			err = errors.New("upgrade not supported")
-		}
-		if err == nil && !checkHeader(resp.Header) {
-			err = errBadResponse
-		}
-		if err != nil {
-			uc.Close()
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, nil, stats.RequestTimeout, errRequestTimeout
-			}
-			// A reset or broken pipe is the same race as EOF: the
-			// upstream closed the idle connection as the request went
-			// out (a draining sidecar handing over, say).
-			if uc.reused && replayable && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-				errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
-				continue
-			}
-			return nil, nil, stats.Other, err
-		}
-		if uc.timed {
-			uc.SetDeadline(time.Time{})
-			uc.timed = false
-		}
-		return resp, uc, 0, nil
-	}
-}
-
-// checkEvery is how often a request waiting for its answer checks that
-// its client is still there.
-const checkEvery = time.Second
-
-var errClientGone = errors.New("client went away")
-
-// waitFirstByte waits for the upstream's answer to begin, until
-// deadline (zero: none), checking every checkEvery that the client has
-// not gone away meanwhile (no goroutine watches the client).
-func waitFirstByte(uc *upConn, deadline time.Time, gone func() bool) error {
-	for {
-		slice := time.Now().Add(checkEvery)
-		if !deadline.IsZero() && deadline.Before(slice) {
-			slice = deadline
-		}
-		uc.SetReadDeadline(slice)
-		_, err := uc.r.Peek(1)
-		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
-			uc.SetReadDeadline(deadline)
-			return err
-		}
-		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return err
-		}
-		if gone() {
-			return errClientGone
-		}
-	}
-}
-
-// respond writes resp to the client, streaming if its length is unknown,
-// returns uc to the pool when it can be reused, and reports whether the
-// client connection stays open.
-func (h *H1) respond(resp *http.Response, uc *upConn, addr string, keep bool, bw *bufio.Writer) bool {
-	upKeep := !resp.Close
-	for _, k := range hopHeaders {
-		if k != "Trailer" {
-			delete(resp.Header, k) // hopHeaders are canonical
-		}
-	}
-	untilClose := resp.ContentLength < 0 && !(len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked")
-	resp.Close = !keep || untilClose
-	var w io.Writer = bw
-	if resp.ContentLength < 0 {
-		w = flushWriter{bw}
-	}
-	// The listener's bytes are counted on the connection (stats.Conn).
-	var err error
-	if fastResponse(resp) {
-		_, err = writeResponse(bw, resp)
-	} else {
-		err = resp.Write(w)
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil && upKeep {
-		h.pool.put(addr, uc)
-	} else {
-		uc.Close()
-	}
-	return err == nil && keep && !untilClose
-}
-
-type flushWriter struct{ w *bufio.Writer }
-
-func (f flushWriter) Write(p []byte) (int, error) {
-	n, err := f.w.Write(p)
-	if err == nil {
-		err = f.w.Flush()
-	}
-	return n, err
 }

@@ -15,9 +15,15 @@ var hopHeaders = []string{
 // outHeaders prepares the forwarded request's headers: hop-by-hop ones
 // go (except "TE: trailers", which gRPC needs), X-Forwarded-For gets the
 // client's address, X-Forwarded-Proto and -Host are set if absent.
-func outHeaders(h http.Header, r *http.Request) {
+func outHeaders(h http.Header, r *http.Request) { outHeadersInto(h, r, new([3]string)) }
+
+// outHeadersInto is outHeaders with the X-Forwarded-* values set in fwd
+// (the HTTP/1.1 path's, one per connection): no allocation per request.
+func outHeadersInto(h http.Header, r *http.Request, fwd *[3]string) {
 	for _, f := range h["Connection"] {
-		for _, name := range strings.Split(f, ",") {
+		for f != "" {
+			var name string
+			name, f, _ = strings.Cut(f, ",") // not Split: no allocation
 			if name = strings.TrimSpace(name); name != "" {
 				h.Del(name)
 			}
@@ -39,13 +45,16 @@ func outHeaders(h http.Header, r *http.Request) {
 		if prior := first(h, "X-Forwarded-For"); prior != "" {
 			ip = prior + ", " + ip
 		}
-		h["X-Forwarded-For"] = []string{ip}
+		fwd[0] = ip
+		h["X-Forwarded-For"] = fwd[0:1:1] // cap 1: an append copies
 	}
 	if first(h, "X-Forwarded-Proto") == "" {
-		h["X-Forwarded-Proto"] = []string{"http"}
+		fwd[1] = "http"
+		h["X-Forwarded-Proto"] = fwd[1:2:2]
 	}
 	if first(h, "X-Forwarded-Host") == "" && r.Host != "" {
-		h["X-Forwarded-Host"] = []string{r.Host}
+		fwd[2] = r.Host
+		h["X-Forwarded-Host"] = fwd[2:3:3]
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -15,8 +16,13 @@ type upConn struct {
 	w        *bufio.Writer
 	lastUsed time.Time
 	reused   bool
-	timed    bool       // a deadline may be set on the connection
 	body     lengthBody // the current answer's body (readHead)
+
+	// What readHead reuses from answer to answer.
+	resp  http.Response
+	h     http.Header
+	vals  []string
+	arena arena
 }
 
 // connPool keeps idle upstream connections per address (LIFO, so the
@@ -60,7 +66,8 @@ func (p *connPool) get(addr string) (*upConn, error) {
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
 	}
-	return &upConn{Conn: nc, r: bufio.NewReaderSize(nc, 16<<10), w: bufio.NewWriterSize(nc, 16<<10)}, nil
+	lc := &lazyConn{Conn: nc} // a deadline per request, a timer operation seldom
+	return &upConn{Conn: lc, r: bufio.NewReaderSize(lc, 16<<10), w: bufio.NewWriterSize(lc, 16<<10)}, nil
 }
 
 // put returns c for reuse.

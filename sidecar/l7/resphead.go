@@ -13,8 +13,10 @@ import (
 // Content-Length above 0, no Transfer-Encoding, no Pragma, every byte
 // strictly valid, the whole head already read. It yields what
 // http.ReadResponse would (the same Header, Status, Close, framing) with
-// fewer allocations and no textproto reader. Anything else returns nil with nothing consumed, and
-// http.ReadResponse takes it, errors and all.
+// no textproto reader and, on a kept-alive connection, no allocation
+// (the Response, its Header and text live in uc, one answer at a time).
+// Anything else returns nil with nothing consumed, and http.ReadResponse
+// takes it, errors and all.
 func readHead(uc *upConn, req *http.Request) *http.Response {
 	if req.Method == http.MethodHead {
 		return nil
@@ -40,10 +42,17 @@ func readHead(uc *upConn, req *http.Request) *http.Response {
 			return nil
 		}
 	}
-	all := string(head) // one copy; status, keys and values are slices of it
+	all := uc.arena.keep(head) // status, keys and values are slices of it
 	n := strings.Count(all, "\r\n") - 1
-	h := make(http.Header, n)
-	vals := make([]string, n) // one backing array, as textproto does
+	if uc.h == nil {
+		uc.h = make(http.Header, n)
+	}
+	h := uc.h // the last answer's: it was written out whole before this
+	clear(h)
+	if cap(uc.vals) < n {
+		uc.vals = make([]string, n)
+	}
+	vals := uc.vals[:n] // one backing array, as textproto does
 	cl := int64(-1)
 	for rest := all[i+2:]; len(rest) > 0; {
 		key, v, tail, ok := nextField(rest)
@@ -71,7 +80,7 @@ func readHead(uc *upConn, req *http.Request) *http.Response {
 	if closing {
 		delete(h, "Connection") // as ReadResponse does
 	}
-	resp := &http.Response{
+	uc.resp = http.Response{
 		Status: all[9:i], StatusCode: code,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Body: &uc.body, ContentLength: cl,
@@ -79,7 +88,7 @@ func readHead(uc *upConn, req *http.Request) *http.Response {
 	}
 	uc.r.Discard(len(head) + 2) // status and h are copies: buf may go now
 	uc.body = lengthBody{r: uc.r, n: cl}
-	return resp
+	return &uc.resp
 }
 
 var (

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // Every request head is checked here, byte by byte, before either parser
@@ -45,12 +47,15 @@ func (e *headError) Error() string { return e.msg }
 func badHead(msg string) error { return &headError{http.StatusBadRequest, msg} }
 
 // peekHead waits until *br holds a whole request head and returns its
-// length, through the empty line; nothing is consumed. A head that
-// outgrows *br's buffer moves to a maxHead one (it reads from lr, the
-// connection); one larger than maxHead is a 431. A line that does not end
-// in CRLF is refused as soon as it is seen, whether or not the rest came.
-func peekHead(br **bufio.Reader, lr io.Reader) (int, error) {
+// length, through the empty line; nothing is consumed. ends gets the
+// index of each line's LF (the empty line's last), so that no later step
+// looks for them again. A head that outgrows *br's buffer moves to a
+// maxHead one (it reads from lr, the connection); one larger than maxHead
+// is a 431. A line that does not end in CRLF is refused as soon as it is
+// seen, whether or not the rest came.
+func peekHead(br **bufio.Reader, lr io.Reader, ends *[]int) (int, error) {
 	scanned := 0 // bytes of whole lines already checked
+	*ends = (*ends)[:0]
 	for {
 		b := *br
 		buf, _ := b.Peek(b.Buffered())
@@ -63,6 +68,7 @@ func peekHead(br **bufio.Reader, lr io.Reader) (int, error) {
 			if j == scanned || buf[j-1] != '\r' {
 				return 0, badHead("bare LF")
 			}
+			*ends = append(*ends, j)
 			if j == scanned+1 { // an empty line
 				if scanned == 0 {
 					return 0, badHead("empty request line")
@@ -89,107 +95,138 @@ func peekHead(br **bufio.Reader, lr io.Reader) (int, error) {
 	}
 }
 
-// checkRequestHead checks head (peekHead's, through the empty line) as
-// the package comment says.
-func checkRequestHead(head []byte) error {
-	i := bytes.Index(head, crlf)
-	line := head[:i]
-	sp := bytes.IndexByte(line, ' ')
+// scanHead checks head (ends: peekHead's) as the package comment says,
+// in one pass over its bytes. Given s, it parses the common request on
+// the way (see readRequestHead) into s and says so (fast); any other is
+// left to http.ReadRequest. With s nil, head need not outlive the call.
+func scanHead(head string, ends []int, s *reqScratch) (fast bool, err error) {
+	line := head[:ends[0]-1]
+	sp := strings.IndexByte(line, ' ')
 	if sp <= 0 {
-		return badHead("malformed request line")
+		return false, badHead("malformed request line")
 	}
 	method := line[:sp]
-	for _, c := range method {
+	upper := true
+	for i := 0; i < len(method); i++ {
+		c := method[i]
 		if !tchar[c] {
-			return badHead("invalid method")
+			return false, badHead("invalid method")
 		}
+		upper = upper && 'A' <= c && c <= 'Z'
 	}
 	rest := line[sp+1:]
-	sp = bytes.IndexByte(rest, ' ')
+	sp = strings.IndexByte(rest, ' ')
 	if sp <= 0 {
-		return badHead("malformed request line")
+		return false, badHead("malformed request line")
 	}
 	target, proto := rest[:sp], rest[sp+1:]
 	var http10 bool
-	switch string(proto) {
+	switch proto {
 	case "HTTP/1.1":
 	case "HTTP/1.0":
 		http10 = true
 	default:
-		return badHead("unsupported protocol version")
+		return false, badHead("unsupported protocol version")
 	}
-	if string(method) == http.MethodConnect {
-		return &headError{http.StatusMethodNotAllowed, "CONNECT is not supported"}
+	if method == http.MethodConnect {
+		return false, &headError{http.StatusMethodNotAllowed, "CONNECT is not supported"}
 	}
-	for _, c := range target {
-		if c <= ' ' || c >= 0x7f || c == '#' {
-			return badHead("invalid request target")
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			return false, badHead("invalid request target")
 		}
 	}
 	switch {
 	case target[0] == '/': // origin-form
-	case string(target) == "*":
-		if string(method) != http.MethodOptions {
-			return badHead("asterisk-form is for OPTIONS only")
+	case target == "*":
+		if method != http.MethodOptions {
+			return false, badHead("asterisk-form is for OPTIONS only")
 		}
 	case hasPrefixFold(target, "http://") || hasPrefixFold(target, "https://"):
 	default:
-		return badHead("invalid request target")
+		return false, badHead("invalid request target")
+	}
+	// The fast parse takes an HTTP/1.1 origin-form request with no body
+	// and nothing ReadRequest would rewrite (see readRequestHead).
+	fast = s != nil && upper && !http10 && target[0] == '/'
+	var u *url.URL
+	if fast {
+		u = s.url(target)
+		fast = u != nil
+	}
+	var vals []string
+	if fast {
+		vals = s.fields(len(ends) - 2)
 	}
 	var cl, te, host int
-	for rest := head[i+2:]; len(rest) > 2; {
-		j := bytes.Index(rest, crlf)
-		line := rest[:j]
-		rest = rest[j+2:]
+	from := ends[0] + 1
+	for _, e := range ends[1 : len(ends)-1] {
+		line := head[from : e-1]
+		from = e + 1
 		if line[0] == ' ' || line[0] == '\t' {
-			return badHead("obsolete line folding")
+			return false, badHead("obsolete line folding")
 		}
-		colon := bytes.IndexByte(line, ':')
+		colon := strings.IndexByte(line, ':')
 		if colon <= 0 {
-			return badHead("malformed header line")
+			return false, badHead("malformed header line")
 		}
 		name, value := line[:colon], line[colon+1:]
-		for _, c := range name {
-			if !tchar[c] {
-				return badHead("invalid header name")
+		for i := 0; i < len(name); i++ {
+			if !tchar[name[i]] {
+				return false, badHead("invalid header name")
 			}
 		}
-		for _, c := range value {
+		obsText := false
+		for i := 0; i < len(value); i++ {
+			c := value[i]
 			if c < ' ' && c != '\t' || c == 0x7f {
-				return badHead("invalid header value")
+				return false, badHead("invalid header value")
 			}
+			obsText = obsText || c >= 0x80
 		}
-		v := bytes.Trim(value, " \t")
+		v := trimBlank(value)
 		switch {
 		case equalFold(name, "Content-Length"):
 			if cl++; cl > 1 {
-				return badHead("more than one Content-Length")
+				return false, badHead("more than one Content-Length")
 			}
-			if parseLength(string(v)) < 0 {
-				return badHead("invalid Content-Length")
+			if parseLength(v) < 0 {
+				return false, badHead("invalid Content-Length")
 			}
+			fast = false
 		case equalFold(name, "Transfer-Encoding"):
 			if te++; te > 1 || !equalFold(v, "chunked") {
-				return badHead("unsupported Transfer-Encoding")
+				return false, badHead("unsupported Transfer-Encoding")
 			}
+			fast = false
 		case equalFold(name, "Host"):
 			if host++; host > 1 {
-				return badHead("more than one Host")
+				return false, badHead("more than one Host")
 			}
 			if !validHost(v) {
-				return badHead("invalid Host")
+				return false, badHead("invalid Host")
 			}
+		case equalFold(name, "Pragma") || equalFold(name, "Trailer"):
+			fast = false // what ReadRequest rewrites
+		}
+		if fast && !obsText { // obs-text: left to ReadRequest's rules
+			vals = addValue(s.h, canonicalKey(name), v, vals)
+		} else {
+			fast = false
 		}
 	}
 	switch {
 	case te > 0 && cl > 0:
-		return badHead("both Transfer-Encoding and Content-Length")
+		return false, badHead("both Transfer-Encoding and Content-Length")
 	case te > 0 && http10:
-		return badHead("Transfer-Encoding in HTTP/1.0")
+		return false, badHead("Transfer-Encoding in HTTP/1.0")
 	case host == 0 && !http10:
-		return badHead("missing Host")
+		return false, badHead("missing Host")
 	}
-	return nil
+	if fast {
+		s.request(method, target, u)
+	}
+	return fast, nil
 }
 
 var errBadResponse = errors.New("upstream answer: invalid header field")
@@ -242,12 +279,13 @@ func checkHeader(h http.Header) bool {
 	return true
 }
 
-// equalFold is ASCII case-insensitive equality of b and s.
-func equalFold(b []byte, s string) bool {
+// equalFold is ASCII case-insensitive equality of b and s (not
+// strings.EqualFold: Unicode folding would take "chun\u212aed").
+func equalFold(b, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
-	for i := range b {
+	for i := 0; i < len(b); i++ {
 		if lower(b[i]) != lower(s[i]) {
 			return false
 		}
@@ -255,7 +293,7 @@ func equalFold(b []byte, s string) bool {
 	return true
 }
 
-func hasPrefixFold(b []byte, prefix string) bool {
+func hasPrefixFold(b, prefix string) bool {
 	return len(b) > len(prefix) && equalFold(b[:len(prefix)], prefix)
 }
 
@@ -268,9 +306,9 @@ func lower(c byte) byte {
 
 // validHost is httpguts.ValidHostHeader: the bytes a host, IP literal
 // and port may hold (and a few more, as net/http takes them).
-func validHost(h []byte) bool {
-	for _, c := range h {
-		if !hostByte[c] {
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		if !hostByte[h[i]] {
 			return false
 		}
 	}

@@ -216,7 +216,9 @@ func copyBody(w *bufio.Writer, body io.Reader, n int64) (int64, error) {
 
 func hasClose(vv []string) bool {
 	for _, v := range vv {
-		for _, t := range strings.Split(v, ",") {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",") // not Split: no allocation
 			if strings.EqualFold(strings.TrimSpace(t), "close") {
 				return true
 			}
