@@ -187,10 +187,12 @@ func TestLayouts(t *testing.T) {
 	if len(ls) != 2 || ls[1].LoadCPU != "9-11" || ls[1].LoadProcs != 3 {
 		t.Fatalf("12 CPUs: %+v", ls)
 	}
-	// Forced four cores on two CPUs: runs, marked crowded.
-	ls, _ = layouts(2, []int{4}, auto)
-	if len(ls) != 1 || ls[0].Cores != 4 || !ls[0].Crowded || ls[0].GRPCConns != 4 || ls[0].Conns != 256 || ls[0].ProxyCPU != "1" {
-		t.Fatalf("-cores 4 on 2 CPUs: %+v", ls)
+	// Forced four cores on a small machine: runs, marked crowded.
+	for _, n := range []int{2, 8} {
+		ls, _ = layouts(n, []int{4}, auto)
+		if len(ls) != 1 || ls[0].Cores != 4 || !ls[0].Crowded || ls[0].GRPCConns != 4 || ls[0].Conns != 256 || ls[0].ProxyCPU != "1" {
+			t.Fatalf("-cores 4 on %d CPUs: %+v", n, ls)
+		}
 	}
 	// Flags win over the automatic choice.
 	ls, _ = layouts(16, []int{4}, overrides{proxyCPU: "", appCPU: "3", loadCPU: "auto", conns: 10, grpcConc: 2})
