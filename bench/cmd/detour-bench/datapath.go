@@ -156,7 +156,7 @@ func wrkRun(ctx context.Context, o wrk.Options, url string) (run, error) {
 		return run{}, err
 	}
 	if w.Errors > 0 || w.Non2xx3xx > 0 {
-		return run{}, fmt.Errorf("%s: %d socket errors, %d non-2xx answers of %d requests", url, w.Errors, w.Non2xx3xx, w.Requests)
+		return run{}, fmt.Errorf("%s: %d socket errors (%s), %d non-2xx answers of %d requests", url, w.Errors, w.ErrorKind, w.Non2xx3xx, w.Requests)
 	}
 	return run{Rate: w.RPS, P50: w.P50, P99: w.P99, Requests: w.Requests}, nil
 }

@@ -146,8 +146,8 @@ func runAll(ctx context.Context, c config) error {
 	rep := &reportData{cfg: c, started: start.UTC()}
 	if c.dataPath {
 		for i, l := range c.layouts {
-			// A directory per configuration: each rig writes its own
-			// configs and logs, so a failed run's are all there.
+			// A directory per configuration: each rig's configs and logs
+			// stay apart (kept with -dir, to read after a failure).
 			dir := filepath.Join(c.dir, fmt.Sprintf("cores-%d", l.Cores))
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err

@@ -33,7 +33,7 @@ func (r *reportData) write(path string) error {
 	w("# Benchmarks\n\n")
 	form := "full"
 	if r.cfg.quick {
-		form = "QUICK (CI smoke run: one 1 s run per row; not figures to quote)"
+		form = "QUICK (CI smoke run: one short run per row, 1 s, gRPC 0.5 s; not figures to quote)"
 	}
 	w("Written by `make bench` (`bench/cmd/detour-bench`, %s form) on %s; the run took %s. ",
 		form, r.started.Format("2006-01-02 15:04 MST"), r.wall.Round(time.Second))

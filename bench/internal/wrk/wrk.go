@@ -17,7 +17,8 @@ type Result struct {
 	Duration  time.Duration
 	RPS       float64
 	P50, P99  time.Duration
-	Errors    int64 // socket errors of every kind
+	Errors    int64  // socket errors of every kind
+	ErrorKind string // wrk's line, "connect 0, read 0, write 0, timeout 32", when there were any
 	Non2xx3xx int64
 }
 
@@ -88,6 +89,7 @@ func Parse(out string) (Result, error) {
 			r.Requests, r.Duration, haveReqs = n, d, true
 		case len(f) >= 2 && f[0] == "Socket" && f[1] == "errors:":
 			// Socket errors: connect 0, read 0, write 0, timeout 0
+			r.ErrorKind = strings.Join(f[2:], " ")
 			for i := 2; i+1 < len(f); i += 2 {
 				n, err := strconv.ParseInt(strings.TrimSuffix(f[i+1], ","), 10, 64)
 				if err != nil {

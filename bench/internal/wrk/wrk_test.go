@@ -30,7 +30,7 @@ func TestParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Result{Requests: 877005, Duration: 10 * time.Second, RPS: 87693.77,
-		P50: 345 * time.Microsecond, P99: 1120 * time.Microsecond, Errors: 8, Non2xx3xx: 12}
+		P50: 345 * time.Microsecond, P99: 1120 * time.Microsecond, Errors: 8, ErrorKind: "connect 1, read 2, write 0, timeout 5", Non2xx3xx: 12}
 	if r != want {
 		t.Fatalf("Parse = %+v\nwant    %+v", r, want)
 	}
