@@ -30,12 +30,17 @@ type layout struct {
 	Crowded bool
 }
 
-// name is the layout's title in the report.
+// name is the layout's title in the report; a crowded one says so
+// wherever its figures appear, the targets included.
 func (l layout) name() string {
-	if l.Cores == 1 {
-		return "1 core"
+	n := "1 core"
+	if l.Cores > 1 {
+		n = fmt.Sprintf("%d cores", l.Cores)
 	}
-	return fmt.Sprintf("%d cores", l.Cores)
+	if l.Crowded {
+		n += " (crowded)"
+	}
+	return n
 }
 
 // overrides are the flags that replace a layout's automatic choices;

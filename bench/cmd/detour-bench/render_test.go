@@ -141,9 +141,10 @@ func TestReportHasEveryConfiguration(t *testing.T) {
 	b, _ := os.ReadFile(out)
 	got := string(b)
 	for _, want := range []string{
-		"Configurations: 1 core and 4 cores",
+		"Configurations: 1 core and 4 cores (crowded)",
 		"## Data path, 1 core\n",
-		"### gRPC (HTTP/2), 4 cores\n",
+		"### gRPC (HTTP/2), 4 cores (crowded)\n",
+		"| single-hop HTTP/1.1 ≥ 0.9× nginx http | 4 cores (crowded) |",
 		"Proxies: 4 worker(s) each, CPU 1.",
 		"`wrk -t4 -c256`; gRPC 128 concurrent calls or streams on 4 connection(s)",
 		"**Crowded:**",
