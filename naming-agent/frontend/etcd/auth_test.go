@@ -1,9 +1,9 @@
 package etcd
 
 import (
+	"context"
 	"net"
 	"testing"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -16,7 +16,10 @@ import (
 // an app's Authenticate is the upstream's check of its own password.
 func TestUpstreamAuth(t *testing.T) {
 	up := startEtcd(t)
-	ctx := ctxT(t)
+	// Hang guards only: bcrypt logins under -race on a loaded machine took
+	// over ctxT's 20 s and the 5 s dial timeout (a load-only failure).
+	ctx, cancel := context.WithTimeout(context.Background(), 4*guardTimeout)
+	defer cancel()
 	admin := client(t, up)
 	for _, step := range []func() error{
 		func() error { _, err := admin.UserAdd(ctx, "root", "rootpw"); return err },
@@ -28,7 +31,7 @@ func TestUpstreamAuth(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	agent, err := clientv3.New(clientv3.Config{Endpoints: []string{up}, Username: "root", Password: "rootpw", DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	agent, err := clientv3.New(clientv3.Config{Endpoints: []string{up}, Username: "root", Password: "rootpw", DialTimeout: guardTimeout, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,10 +51,10 @@ func TestUpstreamAuth(t *testing.T) {
 	if _, err := app.Put(ctx, "/config/x", "1"); err != nil {
 		t.Fatalf("an app's put as the agent's user: %v", err)
 	}
-	if _, err := clientv3.New(clientv3.Config{Endpoints: []string{l.Addr().String()}, Username: "app", Password: "wrong", DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err == nil {
+	if _, err := clientv3.New(clientv3.Config{Endpoints: []string{l.Addr().String()}, Username: "app", Password: "wrong", DialTimeout: guardTimeout, Logger: zap.NewNop()}); err == nil {
 		t.Error("a wrong password was accepted")
 	}
-	good, err := clientv3.New(clientv3.Config{Endpoints: []string{l.Addr().String()}, Username: "app", Password: "apppw", DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	good, err := clientv3.New(clientv3.Config{Endpoints: []string{l.Addr().String()}, Username: "app", Password: "apppw", DialTimeout: guardTimeout, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatalf("the app's own password: %v", err)
 	}

@@ -54,6 +54,8 @@ type Config struct {
 	// stream and the open Watch streams of the front end.
 	MaxWatchesPerStream int `yaml:"max_watches_per_stream"`
 	MaxStreams          int `yaml:"max_streams"`
+
+	outQueue int // answers queued per Watch stream; 0: defaultOutQueue (tests set less)
 }
 
 // Default returns the defaults on etcd's usual 127.0.0.1:2379.

@@ -82,7 +82,14 @@
 //
 // Requests are capped as etcd's --max-request-bytes (1.5 MiB) plus
 // gRPC's overhead; watches per stream and Watch streams are capped
-// (max_watches_per_stream, max_streams) with etcd's "too many requests".
+// (max_watches_per_stream, max_streams) with etcd's "too many requests";
+// creates not answered yet count, so a stream's upstream work is bounded.
+// A stream's reader never waits for the upstream on behalf of one watch
+// (a service's first read or an old start revision is read in that
+// watch's own goroutine), and a rendering's events never wait for an
+// app: a stream whose app leaves its answers unread is ended with
+// Unavailable, and the app's client resumes its watches from their
+// revisions (the renderings' history has what it missed).
 // Auth: Authenticate is forwarded, so the upstream checks an app's user
 // and password. Without registry credentials an app's token is
 // forwarded with each call (the upstream checks its permissions); with

@@ -50,7 +50,8 @@ type svcView struct {
 	mu      sync.Mutex
 	known   chan struct{} // closed at the first answer
 	isKnown bool
-	hist    []snap // never empty; ascending rev
+	ready   chan struct{} // closed once hist and cancel are set
+	hist    []snap        // never empty once ready; ascending rev
 	subs    map[*viewSub]struct{}
 	refs    int
 	used    time.Time
@@ -61,22 +62,33 @@ type svcView struct {
 // viewSub is a watch on a service's rendering.
 type viewSub struct {
 	noPut, noDelete, prevKV bool
+	closed                  bool // under the view's mu: unsubscribed, deliver nothing
 	send                    func(rev int64, evs []*mvccpb.Event)
 }
 
 // get returns rs's view, subscribed, with a reference the caller releases.
+// A new view first reads what an earlier run rendered: only its first
+// caller waits for that read, and no lock is held across it.
 func (vs *views) get(rs readSpace) *svcView {
 	vs.mu.Lock()
-	defer vs.mu.Unlock()
 	v, ok := vs.m[rs.id()]
+	if !ok {
+		v = &svcView{rs: rs, known: make(chan struct{}), ready: make(chan struct{}),
+			subs: map[*viewSub]struct{}{}, latest: make(chan frontend.View, 1)}
+		vs.m[rs.id()] = v
+	}
+	v.refs++
+	v.used = time.Now()
+	vs.mu.Unlock()
 	if !ok {
 		ctx, cancel := context.WithCancel(vs.s.ctx)
 		rctx, rcancel := context.WithTimeout(ctx, tickTimeout)
 		last := vs.stored(rctx, rs, 0) // an earlier run's, so its readers' next change is right
 		rcancel()
-		v = &svcView{rs: rs, known: make(chan struct{}), hist: []snap{last},
-			subs: map[*viewSub]struct{}{}, cancel: cancel, latest: make(chan frontend.View, 1)}
-		vs.m[rs.id()] = v
+		v.mu.Lock()
+		v.hist, v.cancel = []snap{last}, cancel
+		v.mu.Unlock()
+		close(v.ready)
 		go vs.s.core.Watch(ctx, rs.service, func(fv frontend.View) {
 			select { // keep only the latest
 			case <-v.latest:
@@ -86,9 +98,26 @@ func (vs *views) get(rs readSpace) *svcView {
 		})
 		go vs.apply(ctx, v)
 	}
+	<-v.ready
+	return v
+}
+
+// lookup is get for a view that is there and ready: it never waits.
+func (vs *views) lookup(rs readSpace) (*svcView, bool) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	v, ok := vs.m[rs.id()]
+	if !ok {
+		return nil, false
+	}
+	select {
+	case <-v.ready:
+	default:
+		return nil, false
+	}
 	v.refs++
 	v.used = time.Now()
-	return v
+	return v, true
 }
 
 func (vs *views) release(v *svcView) {
@@ -109,7 +138,7 @@ func (vs *views) janitor(ctx context.Context) {
 		vs.mu.Lock()
 		for id, v := range vs.m {
 			if v.refs == 0 && time.Since(v.used) > viewIdle {
-				v.cancel()
+				v.cancel() // refs > 0 until ready: cancel is set
 				delete(vs.m, id)
 			}
 		}
@@ -244,14 +273,42 @@ func (vs *views) at(ctx context.Context, v *svcView, rev int64) snap {
 }
 
 // subscribe adds sub; a watch from start gets the changes since the
-// rendering at start-1 at once, as one batch at the newest revision.
+// rendering at start-1 at once, as one batch at the newest revision. It
+// reads the upstream only where start-1 is older than the renderings
+// kept (subscribeKept says whether it must).
 func (vs *views) subscribe(ctx context.Context, v *svcView, start int64, sub *viewSub) {
-	var base snap
-	if start > 0 {
-		base = vs.at(ctx, v, start-1) // the past does not change: read before locking
+	if v.subscribeKept(start, sub) {
+		return
 	}
+	base := vs.stored(ctx, v.rs, start-1) // the past does not change: read before locking
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.subscribeLocked(base, start, sub)
+}
+
+// subscribeKept subscribes sub from what memory keeps, and reports
+// false, subscribing nothing, where start-1 is older than that.
+func (v *svcView) subscribeKept(start int64, sub *viewSub) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	cur := v.hist[len(v.hist)-1]
+	if start <= 0 || cur.rev < start { // nothing rendered since start-1
+		v.subscribeLocked(cur, start, sub)
+		return true
+	}
+	for i := len(v.hist) - 1; i >= 0; i-- {
+		if v.hist[i].rev < start {
+			v.subscribeLocked(v.hist[i], start, sub)
+			return true
+		}
+	}
+	return false
+}
+
+func (v *svcView) subscribeLocked(base snap, start int64, sub *viewSub) {
+	if sub.closed {
+		return
+	}
 	if cur := v.hist[len(v.hist)-1]; start > 0 && cur.rev >= start {
 		sub.deliver(cur.rev, diff(base, cur))
 	}
@@ -260,6 +317,7 @@ func (vs *views) subscribe(ctx context.Context, v *svcView, start int64, sub *vi
 
 func (v *svcView) unsubscribe(sub *viewSub) {
 	v.mu.Lock()
+	sub.closed = true
 	delete(v.subs, sub)
 	v.mu.Unlock()
 }
