@@ -57,8 +57,12 @@ type H1 struct {
 	// Observe, when set, records each request (histogram, access log).
 	Observe *observe.Listener
 
-	pool               *connPool
+	pool *connPool
+	// Moved by every request on every core: a cache line of their own,
+	// not the one of the fields above that every request reads.
+	_                  [64]byte
 	inflight, retrying atomic.Int64
+	_                  [48]byte
 }
 
 // maxHeaderBytes bounds a request head.

@@ -131,3 +131,38 @@ func BenchmarkH1KeepAlive(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkH1Parallel is BenchmarkH1KeepAlive's egress request from
+// several connections at once (4 per GOMAXPROCS): what the shared state
+// (counters, the upstream pool, the picker) costs when cores contend for
+// it. Run with -cpu 1,2,4 and -mutexprofile.
+func BenchmarkH1Parallel(b *testing.B) {
+	app := rawApp(b)
+	cl := cluster.New("bench", cluster.Config{Policy: cluster.LeastRequest, Outlier: outlier.Default()}, time.Now)
+	cl.Update(cluster.Config{Policy: cluster.LeastRequest, Outlier: outlier.Default()}, []cluster.Spec{{Addr: app, AppAddr: app, Weight: 1}})
+	cl.SetHealth(cl.Endpoints()[0], cluster.Healthy)
+	h1 := &H1{Cluster: cl, Listener: &stats.Counters{}, RequestTimeout: 5 * time.Second, Retries: 1, Retriable: map[int]bool{503: true}, BudgetPercent: 20, MinRetries: 3, BodyLimit: 64 << 10, HeadTimeout: 10 * time.Second}
+	addr := serveH1(b, NewServer(&net.TCPAddr{}, h1, http.NotFoundHandler(), (&net.Dialer{}).DialContext, time.Second, time.Minute))
+	req := []byte("GET /bench HTTP/1.1\r\nHost: app\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	b.SetParallelism(4)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for pb.Next() {
+			c.Write(req)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}

@@ -34,10 +34,10 @@ var KindNames = [NumKinds]string{
 type Counters struct {
 	ConnsTotal  atomic.Uint64
 	ConnsActive atomic.Int64
-	Requests    atomic.Uint64
+	Requests    Counter // added to by every request: sharded (Counter)
 	Retries     atomic.Uint64
-	BytesIn     atomic.Uint64 // from the client (or towards the upstream)
-	BytesOut    atomic.Uint64 // towards the client
+	BytesIn     Counter // from the client (or towards the upstream)
+	BytesOut    Counter // towards the client
 	Failures    [NumKinds]atomic.Uint64
 }
 
