@@ -114,17 +114,19 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 		lr.remain, lr.gap = maxHeaderBytes, 0
 		if !first { // the first head's deadline was set at accept
 			var until time.Time
+			now := time.Now()
 			if idle > 0 {
-				until = time.Now().Add(idle)
+				until = now.Add(idle)
 			}
 			lc.SetReadDeadline(until)
 			if br.Buffered() == 0 {
 				if _, err := br.Peek(1); err != nil {
 					return // idle, closed or drained: no request begun
 				}
+				now = time.Now()
 			}
 			if h.HeadTimeout > 0 { // armed only if the head needs another read
-				lr.headBy = time.Now().Add(h.HeadTimeout)
+				lr.headBy = now.Add(h.HeadTimeout)
 			}
 		}
 		req, err := h.readRequest(&br, lr, &scratch)

@@ -19,10 +19,10 @@ type upConn struct {
 	body     lengthBody // the current answer's body (readHead)
 
 	// What readHead reuses from answer to answer.
-	resp  http.Response
-	h     http.Header
-	vals  []string
-	arena arena
+	resp http.Response
+	h    http.Header
+	vals []string
+	head []byte // the head's text (text)
 }
 
 // connPool keeps idle upstream connections per address (LIFO, so the

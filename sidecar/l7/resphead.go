@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unsafe"
 )
 
 // readHead parses the common upstream answer straight from uc's buffer:
@@ -42,7 +43,7 @@ func readHead(uc *upConn, req *http.Request) *http.Response {
 			return nil
 		}
 	}
-	all := uc.arena.keep(head) // status, keys and values are slices of it
+	all := uc.text(head) // status, keys and values are slices of it
 	n := strings.Count(all, "\r\n") - 1
 	if uc.h == nil {
 		uc.h = make(http.Header, n)
@@ -89,6 +90,15 @@ func readHead(uc *upConn, req *http.Request) *http.Response {
 	uc.r.Discard(len(head) + 2) // status and h are copies: buf may go now
 	uc.body = lengthBody{r: uc.r, n: cl}
 	return &uc.resp
+}
+
+// text copies an answer's head into uc's buffer, reused from answer to
+// answer, and returns it as a string: an answer is written out whole
+// before the next is read on uc, and nothing keeps its strings past that
+// (a request's may stay in a span: those go to an arena, reqhead.go).
+func (uc *upConn) text(p []byte) string {
+	uc.head = append(uc.head[:0], p...)
+	return unsafe.String(unsafe.SliceData(uc.head), len(uc.head))
 }
 
 var (
