@@ -165,6 +165,9 @@ func (c *conn) flushLocked(h *half) int {
 		return 0
 	}
 	n := c.writeData(h, h.pend, h.end && h.trail == nil && len(h.pend) > 0)
+	if h.sent {
+		return n // the last DATA carried END_STREAM
+	}
 	h.pend = h.pend[n:]
 	if len(h.pend) > 0 {
 		if !h.queued() {

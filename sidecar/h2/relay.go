@@ -88,13 +88,10 @@ func (st *stream) downReset(code http2.ErrCode) {
 	if st.done {
 		return
 	}
-	if st.up != nil {
-		if !st.started {
-			st.failEp(stats.Other)
-		} else {
-			st.verdict(st.status, st.grpcStatus == "14")
-		}
-	}
+	// The client gave up: no verdict on the endpoint (l7.Egress counts
+	// a cancel before the answer as its failure, which ejects endpoints
+	// for clients' deadlines).
+	st.endEp()
 	st.releaseUp()
 	st.finish()
 }
@@ -178,6 +175,14 @@ func (st *stream) upReset(h *half, code http2.ErrCode) {
 	}
 	if code == http2.ErrCodeRefusedStream && !st.started {
 		st.resend()
+		return
+	}
+	if code == http2.ErrCodeCancel {
+		// The upstream gave up (its deadline, from grpc-timeout, say):
+		// the client hears the same, and the endpoint is not at fault.
+		st.releaseUp()
+		st.endEp()
+		st.resetDown(code)
 		return
 	}
 	st.upBroke(code)

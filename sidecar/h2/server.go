@@ -13,17 +13,14 @@ import (
 
 const preface = http2.ClientPreface
 
-var errGoingAway = errors.New("h2: going away")
-
 // serverConn is a client's connection: its reader runs serve.
 type serverConn struct {
 	*conn
-	p        *Proxy
-	remote   string
-	r        io.Reader
-	lastID   atomic.Uint32 // the highest stream id the client opened
-	away     atomic.Bool   // GOAWAY sent: no new streams
-	idleStop chan struct{}
+	p      *Proxy
+	remote string
+	r      io.Reader
+	lastID atomic.Uint32 // the highest stream id the client opened
+	away   atomic.Bool   // GOAWAY sent: no new streams
 }
 
 func newServerConn(p *Proxy, nc net.Conn, r io.Reader) *serverConn {
@@ -99,6 +96,11 @@ func (sc *serverConn) serve() {
 		}
 		var se http2.StreamError
 		var ce http2.ConnectionError
+		if errors.As(err, &se) && se.StreamID%2 == 0 {
+			// Streams a client may name are odd: an even one is not
+			// a stream of this connection (RFC 9113 5.1.1).
+			err = http2.ConnectionError(http2.ErrCodeProtocol)
+		}
 		switch {
 		case errors.As(err, &se):
 			sc.streamError(se)
@@ -258,6 +260,7 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	sc.mu.Lock()
 	st.down = sc.newHalf(id, st)
 	st.down.recvEnd = f.StreamEnded()
+	st.reqEnd = f.StreamEnded()
 	sc.mu.Unlock()
 	st.begin()
 	return nil
