@@ -29,9 +29,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type app struct {
 	testpb.UnimplementedTestServiceServer
 	tag      string
-	fail     codes.Code    // UnaryCall fails with it when set
-	block    bool          // UnaryCall waits for its context
-	once     bool          // only the first call blocks
+	fail     codes.Code // UnaryCall fails with it when set
+	block    bool       // UnaryCall waits for its context
+	once     bool       // only the first call blocks
 	blocked  atomic.Int32
 	canceled atomic.Int32  // calls that saw their context end
 	calls    atomic.Int32  // UnaryCalls served
