@@ -62,7 +62,8 @@ type H1 struct {
 	// not the one of the fields above that every request reads.
 	_                  [64]byte
 	inflight, retrying atomic.Int64
-	_                  [48]byte
+	conns              atomic.Uint64 // connections served: their pool shards
+	_                  [40]byte
 }
 
 // maxHeaderBytes bounds a request head.
@@ -101,7 +102,8 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 		return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
 	}
 	var scratch reqScratch // a request lives until the next is read
-	var remote string      // formatted once per connection, not per request
+	scratch.shard = int(h.conns.Add(1) % poolShards)
+	var remote string // formatted once per connection, not per request
 	if addr, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		remote = addr.String()
 	}
@@ -154,7 +156,7 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 			sniff.Reset()
 			sp = h.Observe.StartSpan(req.Header, req.Method, req.URL.Path)
 		}
-		ok := h.handle(req, bw, gone, &scratch.fwd)
+		ok := h.handle(req, bw, gone, &scratch)
 		if sniff != nil {
 			r := observe.Request{Method: req.Method, Path: req.URL.Path, Proto: req.Proto, Remote: remote, Status: sniff.Status()}
 			observe.EndSpan(sp, r)
@@ -252,7 +254,7 @@ func (h *H1) fail(k int, ep *cluster.Endpoint) {
 
 // handle forwards one request and reports whether the client connection
 // stays open.
-func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool, fwd *[3]string) bool {
+func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool, s *reqScratch) bool {
 	h.Listener.Requests.Add(1)
 	if h.Cluster != nil {
 		h.Cluster.Stats.Requests.Add(1)
@@ -284,7 +286,7 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool, fwd *
 		}
 	}
 	subset := dec.Subset
-	outHeadersInto(req.Header, req, fwd)
+	outHeadersInto(req.Header, req, &s.fwd)
 	if _, ok := req.Header["User-Agent"]; !ok {
 		req.Header["User-Agent"] = []string{""} // Request.Write must not add its own
 	}
@@ -320,7 +322,7 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool, fwd *
 			cb = &clientBody{rc: req.Body}
 			req.Body = cb
 		}
-		resp, uc, kind, err := h.roundTrip(addr, req, body, replayable, gone)
+		resp, uc, kind, err := h.roundTrip(addr, req, body, replayable, gone, s.shard)
 		canRetry := h.Cluster != nil && attempt < h.Retries && replayable && h.retryAllowed()
 		if err != nil && cb != nil && cb.err != nil {
 			// The client's body was bad (malformed chunks) or cut short:

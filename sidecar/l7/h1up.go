@@ -17,9 +17,9 @@ import (
 // roundTrip sends req on a pooled connection to addr and reads the
 // response head. A reused connection the upstream had closed is retried
 // once on a fresh one when the request can be sent again.
-func (h *H1) roundTrip(addr string, req *http.Request, body []byte, replayable bool, gone func() bool) (*http.Response, *upConn, int, error) {
+func (h *H1) roundTrip(addr string, req *http.Request, body []byte, replayable bool, gone func() bool, hint int) (*http.Response, *upConn, int, error) {
 	for {
-		uc, err := h.pool.get(addr)
+		uc, err := h.pool.get(addr, hint)
 		if err != nil {
 			return nil, nil, stats.DialKind(err), err
 		}

@@ -55,6 +55,8 @@ type reqScratch struct {
 	vals []string
 	ends []int     // peekHead's line ends
 	fwd  [3]string // X-Forwarded-* values (outHeadersInto)
+	// shard is the upstream pool's shard this connection keeps to.
+	shard int
 
 	arena arena
 	// The last target parsed and its URL: a client asks for the same
