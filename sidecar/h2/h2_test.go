@@ -330,7 +330,10 @@ func TestDeadlineCancelAndTimeout(t *testing.T) {
 		t.Fatalf("cancel: %v", err)
 	}
 	waitFor(t, "both upstream calls canceled", func() bool { return a.canceled.Load() == 2 })
+	// A new proxy: the first call's attempt waits for a dial, too.
+	p = egress(newCluster(addr))
 	p.RequestTimeout = 50 * time.Millisecond
+	c = client(t, serve(t, p))
 	go func() { <-a.started }()
 	if _, err := c.UnaryCall(ctx(t), &testpb.SimpleRequest{}); status.Code(err) != codes.Unavailable {
 		t.Fatalf("request timeout (504): %v", err)

@@ -158,8 +158,8 @@ func (st *stream) next() {
 		st.ep, st.epOpen = ep, true
 		addr = ep.DialAddr()
 		if p.RequestTimeout > 0 {
-			gen := st.gen + 1
-			st.timer = time.AfterFunc(p.RequestTimeout, func() { st.timeout(gen) })
+			try := st.attempt
+			st.timer = time.AfterFunc(p.RequestTimeout, func() { st.timeout(try) })
 		}
 	}
 	st.open(addr)
@@ -332,10 +332,12 @@ func (st *stream) dialFailed(err error) {
 	st.answer(upstreamStatus(kind), "sidecar: upstream: "+err.Error())
 }
 
-func (st *stream) timeout(gen int) {
+// timeout ends attempt try if it is still waiting for its answer (a
+// resend on another connection is the same attempt).
+func (st *stream) timeout(try int) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.done || st.started || gen != st.gen {
+	if st.done || st.started || try != st.attempt || st.timer == nil {
 		return
 	}
 	st.timer = nil
