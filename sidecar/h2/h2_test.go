@@ -99,12 +99,12 @@ func (s *app) FullDuplexCall(st testpb.TestService_FullDuplexCallServer) error {
 }
 
 // startApp serves a on a loopback port; the server stops at cleanup.
-func startApp(t testing.TB, a *app) (string, *grpc.Server) {
+func startApp(t testing.TB, a *app, opts ...grpc.ServerOption) (string, *grpc.Server) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(opts...)
 	testpb.RegisterTestServiceServer(g, a)
 	go g.Serve(l)
 	t.Cleanup(g.Stop)
@@ -162,8 +162,8 @@ func serve(t testing.TB, p *Proxy) string {
 	return l.Addr().String()
 }
 
-func client(t testing.TB, addr string) testpb.TestServiceClient {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func client(t testing.TB, addr string, opts ...grpc.DialOption) testpb.TestServiceClient {
+	cc, err := grpc.NewClient(addr, append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +264,39 @@ func TestUnaryBalancedAndStreaming(t *testing.T) {
 	}
 }
 
+// TestSmallWindows: peers on both sides that grant only the 64 KiB
+// default windows (no BDP growth): the proxy holds data back and sends it
+// as WINDOW_UPDATEs come.
+func TestSmallWindows(t *testing.T) {
+	a, _ := startApp(t, &app{tag: "a"}, grpc.InitialWindowSize(65535), grpc.InitialConnWindowSize(65535))
+	c := client(t, serve(t, egress(newCluster(a))), grpc.WithInitialWindowSize(65535), grpc.WithInitialConnWindowSize(65535))
+	big := bytes.Repeat([]byte{'x'}, 1<<20)
+	for range 3 {
+		r, err := c.UnaryCall(ctx(t), &testpb.SimpleRequest{Payload: &testpb.Payload{Body: big}, ResponseSize: 3 << 20})
+		if err != nil || len(r.GetPayload().GetBody()) != 3<<20 {
+			t.Fatalf("large unary, small windows: %v", err)
+		}
+	}
+	bidi, err := c.FullDuplexCall(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		body := bytes.Repeat([]byte{byte('a' + i)}, 300<<10)
+		if err := bidi.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: body}}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := bidi.Recv()
+		if err != nil || !bytes.Equal(m.GetPayload().GetBody()[2:], body) {
+			t.Fatalf("bidi %d: %v", i, err)
+		}
+	}
+	bidi.CloseSend()
+	if _, err := bidi.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("bidi end: %v", err)
+	}
+}
+
 func TestUnavailableRetriedAndEjected(t *testing.T) {
 	good := &app{tag: "good"}
 	bad := &app{tag: "bad", fail: codes.Unavailable}
@@ -318,7 +351,7 @@ func TestDeadlineCancelAndTimeout(t *testing.T) {
 	addr, _ := startApp(t, a)
 	p := egress(newCluster(addr))
 	c := client(t, serve(t, p))
-	dl, cancel := context.WithTimeout(ctx(t), 100*time.Millisecond)
+	dl, cancel := context.WithTimeout(ctx(t), 500*time.Millisecond)
 	defer cancel()
 	if _, err := c.UnaryCall(dl, &testpb.SimpleRequest{}); status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("deadline: %v", err)
@@ -332,7 +365,7 @@ func TestDeadlineCancelAndTimeout(t *testing.T) {
 	waitFor(t, "both upstream calls canceled", func() bool { return a.canceled.Load() == 2 })
 	// A new proxy: the first call's attempt waits for a dial, too.
 	p = egress(newCluster(addr))
-	p.RequestTimeout = 50 * time.Millisecond
+	p.RequestTimeout = 300 * time.Millisecond
 	c = client(t, serve(t, p))
 	go func() { <-a.started }()
 	if _, err := c.UnaryCall(ctx(t), &testpb.SimpleRequest{}); status.Code(err) != codes.Unavailable {
