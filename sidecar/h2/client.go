@@ -82,7 +82,7 @@ func (pl *pool) dial(addr string) {
 	if err == nil {
 		cc = &clientConn{pool: pl, addr: addr, nextID: 1, maxStreams: 100}
 		cc.conn = newConn(nc, nc)
-		nc.Write([]byte(preface))
+		cc.w.Write([]byte(preface))
 		cc.hello(http2.Setting{ID: http2.SettingEnablePush, Val: 0})
 		pl.conns[addr] = append(pl.conns[addr], cc)
 		go cc.readLoop()
@@ -296,7 +296,7 @@ func (cc *clientConn) shutdown() {
 	}
 	cc.halves = map[uint32]*half{}
 	cc.mu.Unlock()
-	cc.nc.Close()
+	cc.w.close()
 	for _, h := range hs {
 		h.st.upGone(h, false)
 	}

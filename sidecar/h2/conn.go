@@ -9,8 +9,6 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-
-	"github.com/detourmesh/detour/sidecar/coalesce"
 )
 
 // Windows this proxy grants its peers (both sides). A stream's window
@@ -30,6 +28,7 @@ const (
 // syscall.
 type conn struct {
 	nc net.Conn
+	w  *writer
 	fr *http2.Framer
 
 	mu       sync.Mutex
@@ -46,9 +45,9 @@ type conn struct {
 }
 
 func newConn(nc net.Conn, r io.Reader) *conn {
-	w := coalesce.New(nc)
-	c := &conn{nc: nc, maxFrame: 16384, initWin: 65535, sendWin: 65535, recvWin: 65535, halves: map[uint32]*half{}}
-	c.fr = http2.NewFramer(w, bufio.NewReaderSize(r, 16<<10))
+	c := &conn{nc: nc, w: newWriter(nc), maxFrame: 16384, initWin: 65535, sendWin: 65535, recvWin: 65535, halves: map[uint32]*half{}}
+	c.w.drained = c.drained
+	c.fr = http2.NewFramer(c.w, bufio.NewReaderSize(r, 16<<10))
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = maxHeaderLst
 	c.enc = hpack.NewEncoder(&c.hbuf)
@@ -140,6 +139,9 @@ func (c *conn) writeData(h *half, p []byte, end bool) int {
 	n := 0
 	for len(p) > 0 || end {
 		k := min(len(p), int(c.maxFrame), int(max(0, min(h.sendWin, c.sendWin))))
+		if k > 0 {
+			k = min(k, c.w.room())
+		}
 		if k == 0 && len(p) > 0 {
 			return n
 		}
@@ -412,6 +414,14 @@ func (c *conn) goAway(last uint32, code http2.ErrCode) {
 		c.fr.WriteGoAway(last, code, nil)
 	}
 	c.mu.Unlock()
+}
+
+// drained writes held-back DATA once the write buffer has room again.
+func (c *conn) drained() {
+	c.mu.Lock()
+	out := c.flushWaiting(nil)
+	c.mu.Unlock()
+	relayWrote(out)
 }
 
 // relayWrote tells each stream what left on a connection once a window

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/detourmesh/detour/sidecar/cluster"
 	"github.com/detourmesh/detour/sidecar/outlier"
@@ -514,4 +515,44 @@ func TestUpstreamGoAwayResendsAndDrains(t *testing.T) {
 		t.Fatalf("call in flight: %v", err)
 	}
 	<-stopped
+}
+
+// TestClientNotReading: a client that grants huge windows and never
+// reads holds back its own stream only; calls of another client sharing
+// the upstream connection go on.
+func TestClientNotReading(t *testing.T) {
+	a, _ := startApp(t, &app{tag: "a"})
+	proxy := serve(t, egress(newCluster(a)))
+	c := client(t, proxy)
+	if _, err := c.UnaryCall(ctx(t), &testpb.SimpleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("tcp", proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fs := newFrames()
+	fs.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	fs.fr.WriteWindowUpdate(0, 1<<31-1-65535)
+	fs.headers(1, false, ":method", "POST", ":scheme", "http", ":path", "/grpc.testing.TestService/StreamingOutputCall",
+		":authority", "svc", "content-type", "application/grpc", "te", "trailers")
+	var params []*testpb.ResponseParameters
+	for range 64 {
+		params = append(params, &testpb.ResponseParameters{Size: 1 << 20})
+	}
+	msg, err := proto.Marshal(&testpb.StreamingOutputCallRequest{ResponseParameters: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := append([]byte{0, byte(len(msg) >> 24), byte(len(msg) >> 16), byte(len(msg) >> 8), byte(len(msg))}, msg...)
+	fs.fr.WriteData(1, true, frame)
+	if _, err := nc.Write(append([]byte(preface), fs.buf.Bytes()...)); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if _, err := c.UnaryCall(ctx(t), &testpb.SimpleRequest{Payload: &testpb.Payload{Body: make([]byte, 1000)}}); err != nil {
+			t.Fatalf("beside a client not reading: %v", err)
+		}
+	}
 }

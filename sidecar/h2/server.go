@@ -126,7 +126,7 @@ func (sc *serverConn) shutdown() {
 	}
 	sc.halves = map[uint32]*half{}
 	sc.mu.Unlock()
-	sc.nc.Close()
+	sc.w.close()
 	for _, h := range hs {
 		h.st.downReset(http2.ErrCodeCancel)
 	}
