@@ -121,6 +121,9 @@ func (h *H1) serve(c net.Conn, br *bufio.Reader, lr *limitReader, idle time.Dura
 				until = now.Add(idle)
 			}
 			lc.SetReadDeadline(until)
+			if draining() { // a drain's cut may have been overwritten just now
+				return
+			}
 			if br.Buffered() == 0 {
 				if _, err := br.Peek(1); err != nil {
 					return // idle, closed or drained: no request begun
@@ -362,8 +365,9 @@ func (h *H1) handle(req *http.Request, bw *bufio.Writer, gone func() bool, s *re
 			defer h.retrying.Add(-1)
 			continue
 		}
+		code := resp.StatusCode // resp lives in uc: another request's once respond pools uc
 		ok := h.respond(resp, uc, addr, keep, bw)
-		h.verdict(ep, resp.StatusCode)
+		h.verdict(ep, code)
 		if ep != nil {
 			ep.End()
 		}

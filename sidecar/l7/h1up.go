@@ -108,7 +108,8 @@ func waitFirstByte(uc *upConn, deadline time.Time, gone func() bool) error {
 
 // respond writes resp to the client, streaming if its length is unknown,
 // returns uc to the pool when it can be reused, and reports whether the
-// client connection stays open.
+// client connection stays open. resp may live in uc (readHead): neither
+// is touched once uc is back in the pool.
 func (h *H1) respond(resp *http.Response, uc *upConn, addr string, keep bool, bw *bufio.Writer) bool {
 	upKeep := !resp.Close
 	for _, k := range hopHeaders {

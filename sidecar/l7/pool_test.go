@@ -1,10 +1,16 @@
 package l7
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
+
+	"github.com/detourmesh/detour/sidecar/stats"
 )
 
 // An idle connection put back by one shard is found by a request of
@@ -52,5 +58,50 @@ func TestPoolSharesAcrossShards(t *testing.T) {
 	p.put(addr, c3) // closed: not kept
 	if n := len(p.set(addr).shards[5].conns); n != 0 {
 		t.Fatalf("%d kept after close", n)
+	}
+}
+
+// Requests of several client connections share upstream connections and
+// the answers that live in them (readHead): under -race this finds any
+// use of an answer after its connection went back to the pool.
+func TestH1ClientsShareUpstreams(t *testing.T) {
+	app := rawApp(t)
+	h1 := &H1{Target: app, Listener: &stats.Counters{}, BodyLimit: 64 << 10}
+	addr := serveH1(t, NewServer(&net.TCPAddr{}, h1, http.NotFoundHandler(), (&net.Dialer{}).DialContext, time.Second, time.Minute))
+	req := []byte("GET /x HTTP/1.1\r\nHost: app\r\n\r\n")
+	const clients = 3 * poolShards // so that shards are shared
+	errs := make(chan error, clients)
+	for range clients {
+		go func() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for range 100 {
+				c.Write(req)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				if resp.StatusCode != 200 {
+					errs <- fmt.Errorf("status %d", resp.StatusCode)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := h1.Listener.Requests.Load(); n != clients*100 {
+		t.Fatalf("%d requests counted, want %d", n, clients*100)
 	}
 }
