@@ -112,21 +112,37 @@ func connectZK(t testing.TB, addr string, timeout time.Duration, dialer ...zk.Di
 // time).
 func (zc *zkClient) Close() { zc.closeOnce.Do(zc.Conn.Close) }
 
-// waitState waits until the client's state is want.
+// waitState waits until the client's state is want: the first time,
+// among all the events so far and those to come. To wait for a state the
+// client had before (a session back after a restart), use waitStateAfter.
 func (zc *zkClient) waitState(t testing.TB, want zk.State) {
 	t.Helper()
-	zc.waitEvent(t, "state "+want.String(), func(e zk.Event) bool {
+	zc.waitStateAfter(t, 0, want)
+}
+
+// mark is the number of events seen so far, for waitStateAfter.
+func (zc *zkClient) mark() int {
+	zc.mu.Lock()
+	defer zc.mu.Unlock()
+	return len(zc.events)
+}
+
+// waitStateAfter waits until the client's state is want in an event after
+// the first from (a mark): its earlier events are not news.
+func (zc *zkClient) waitStateAfter(t testing.TB, from int, want zk.State) {
+	t.Helper()
+	zc.waitEvent(t, from, "state "+want.String(), func(e zk.Event) bool {
 		return e.Type == zk.EventSession && e.State == want
 	})
 }
 
-// waitEvent waits for an event that match accepts, among all the events
-// so far and those to come.
-func (zc *zkClient) waitEvent(t testing.TB, what string, match func(zk.Event) bool) zk.Event {
+// waitEvent waits for an event that match accepts, among the events so
+// far after the first from, and those to come.
+func (zc *zkClient) waitEvent(t testing.TB, from int, what string, match func(zk.Event) bool) zk.Event {
 	t.Helper()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	for i := 0; ; {
+	for i := from; ; {
 		zc.mu.Lock()
 		evs := zc.events[i:]
 		zc.mu.Unlock()

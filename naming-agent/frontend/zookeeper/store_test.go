@@ -81,6 +81,9 @@ func TestRestartKeepsSessions(t *testing.T) {
 	}
 	sid := c.SessionID()
 	zxidBefore := func() int64 { first.mu.Lock(); defer first.mu.Unlock(); return first.tree.zxid }()
+	// The client still says HasSession (of the first run) until it reads
+	// the EOF of the stop: the session back is a HasSession after this.
+	before := c.mark()
 	r.stop()
 
 	rec := &recorder{}
@@ -101,7 +104,7 @@ func TestRestartKeepsSessions(t *testing.T) {
 	}
 
 	// The client comes back to its session, node and all.
-	c.waitState(t, zk.StateHasSession)
+	c.waitStateAfter(t, before, zk.StateHasSession)
 	if c.SessionID() != sid {
 		t.Fatalf("session %#x after the restart, was %#x", c.SessionID(), sid)
 	}
