@@ -82,3 +82,34 @@ func BenchmarkUnary(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStream: bidi streams (32, one message in flight each) through
+// the frame proxy; cpu-ns/op is the process's CPU per message.
+func BenchmarkStream(b *testing.B) {
+	app, _ := startApp(b, &app{tag: "a"})
+	c := client(b, serve(b, egress(newCluster(app))))
+	req := &testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: make([]byte, 100)}}
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		st, err := c.FullDuplexCall(ctx(b))
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer st.CloseSend()
+		for pb.Next() {
+			if err := st.Send(req); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := st.Recv(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+}
