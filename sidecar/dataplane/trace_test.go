@@ -51,7 +51,10 @@ func TestTracesAcrossBothSidecars(t *testing.T) {
 	col := &otlpCollector{}
 	collectortrace.RegisterTraceServiceServer(srv, col)
 	go srv.Serve(l)
-	defer srv.Stop()
+	// A cleanup, registered before the sidecars' own: the collector outlives
+	// their tracers' last upload (stopped first, the exporter kept retrying
+	// past the test and goleak failed TestMain).
+	t.Cleanup(srv.Stop)
 
 	const H = sidecarpb.Protocol_PROTOCOL_HTTP
 	var mu sync.Mutex
