@@ -47,7 +47,11 @@ type conn struct {
 func newConn(nc net.Conn, r io.Reader) *conn {
 	c := &conn{nc: nc, w: newWriter(nc), maxFrame: 16384, initWin: 65535, sendWin: 65535, recvWin: 65535, halves: map[uint32]*half{}}
 	c.w.drained = c.drained
-	c.fr = http2.NewFramer(c.w, bufio.NewReaderSize(r, 16<<10))
+	br, ok := r.(*bufio.Reader) // l7.Server's, which peeked the preface
+	if !ok {
+		br = bufio.NewReaderSize(r, 16<<10)
+	}
+	c.fr = http2.NewFramer(c.w, br)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = maxHeaderLst
 	c.enc = hpack.NewEncoder(&c.hbuf)
