@@ -26,7 +26,7 @@ type Server struct {
 	h2   *listener.HTTP
 	idle time.Duration
 
-	frames   FrameProxy // when set, serves h2c instead of h2
+	frames FrameProxy // when set, serves h2c instead of h2
 
 	mu       sync.Mutex
 	conns    map[net.Conn]*atomic.Int32
