@@ -97,26 +97,36 @@ func runZkCli(t *testing.T, cli, addr, root string) string {
 }
 
 var (
-	cliNoise = regexp.MustCompile(`(?m)^(SLF4J:.*|Connecting to .*|Welcome to ZooKeeper!|JLine support is .*|WATCHER::|WatchedEvent state:SyncConnected type:None path:null.*|WatchedEvent state:Closed.*|\s*)$\n?`)
-	cliHex   = regexp.MustCompile(`0x[0-9a-f]+`)
-	cliTime  = regexp.MustCompile(`(?m)^([cm]time = ).*$`)
+	// cliWatch is one message of zkCli's event thread: println("\n"+msg),
+	// whole, but anywhere in the output, even inside a reply printed in
+	// pieces (ls appends "[", each child, ", ", "]\n").
+	cliWatch     = regexp.MustCompile(`\n(WATCHER::|WatchedEvent [^\n]*)\n`)
+	cliWatchMute = regexp.MustCompile(`^WatchedEvent state:(SyncConnected type:None path:null|Closed)`)
+	cliNoise     = regexp.MustCompile(`(?m)^(SLF4J:.*|Connecting to .*|Welcome to ZooKeeper!|JLine support is .*|\s*)$\n?`)
+	cliHex       = regexp.MustCompile(`0x[0-9a-f]+`)
+	cliTime      = regexp.MustCompile(`(?m)^([cm]time = ).*$`)
 )
 
 // normalizeCli keeps what two servers must agree on: session ids, zxids
 // and times are masked, the root named ROOT, noise dropped, lists
 // sorted (ZooKeeper's sets have no order). zkCli prints watch events
-// from another thread, anywhere among the replies: they are moved,
-// sorted, to the end.
+// from another thread, anywhere among the replies: they are taken out
+// and put, sorted, at the end.
 func normalizeCli(out, root string) string {
 	out = strings.ReplaceAll(out, root, "ROOT")
+	var events []string
+	out = cliWatch.ReplaceAllStringFunc(out, func(m string) string {
+		if e := m[1 : len(m)-1]; strings.HasPrefix(e, "WatchedEvent ") && !cliWatchMute.MatchString(e) {
+			events = append(events, cliHex.ReplaceAllString(e, "0xN"))
+		}
+		return ""
+	})
 	out = cliNoise.ReplaceAllString(out, "")
 	out = cliHex.ReplaceAllString(out, "0xN")
 	out = cliTime.ReplaceAllString(out, "${1}T")
-	var lines, events []string
+	var lines []string
 	for _, l := range strings.Split(out, "\n") {
 		switch {
-		case strings.HasPrefix(l, "WatchedEvent "):
-			events = append(events, l)
 		case strings.HasPrefix(l, "[") && strings.HasSuffix(l, "]"):
 			items := strings.Split(l[1:len(l)-1], ", ")
 			slices.Sort(items)
@@ -127,6 +137,24 @@ func normalizeCli(out, root string) string {
 	}
 	slices.Sort(events)
 	return strings.Join(append(lines, events...), "\n")
+}
+
+// TestNormalizeCliInterleaved: a watch event printed inside ls's list
+// (seen under load) reads as if printed after it.
+func TestNormalizeCliInterleaved(t *testing.T) {
+	ev := "\nWATCHER::\n\nWatchedEvent state:SyncConnected type:NodeDataChanged path:/r/a\n"
+	connect := "\nWATCHER::\n\nWatchedEvent state:SyncConnected type:None path:null\n"
+	want := "hello\n[eph, seq]\nworld\n\nWatchedEvent state:SyncConnected type:NodeDataChanged path:ROOT/a"
+	for _, out := range []string{
+		"Connecting to x\n" + connect + "hello\n[eph, seq]\nworld\n" + ev,
+		"Connecting to x\n" + connect + "hello\n[eph" + ev + ", seq]\nworld\n",
+		"Connecting to x\n" + connect + "hello\n" + ev + "[seq, eph]\nworld\n",
+		"Connecting to x\nhello" + connect + "\n[eph, seq]\nwor" + ev + "ld\n",
+	} {
+		if got := normalizeCli(out, "/r"); got != want {
+			t.Errorf("normalizeCli(%q) =\n%q\nwant\n%q", out, got, want)
+		}
+	}
 }
 
 func TestZkCli(t *testing.T) {
