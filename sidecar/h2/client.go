@@ -289,15 +289,9 @@ func (cc *clientConn) goAwayRead(last uint32) {
 func (cc *clientConn) shutdown() {
 	cc.pool.remove(cc)
 	cc.mu.Lock()
-	cc.dead, cc.away = true, true
-	hs := make([]*half, 0, len(cc.halves))
-	for _, h := range cc.halves {
-		hs = append(hs, h)
-	}
-	cc.halves = map[uint32]*half{}
+	cc.away = true
 	cc.mu.Unlock()
-	cc.w.close()
-	for _, h := range hs {
+	for _, h := range cc.closeStreams() {
 		h.st.upGone(h, false)
 	}
 }

@@ -437,3 +437,18 @@ func relayWrote(out []wrote) {
 		}
 	}
 }
+
+// closeStreams marks c dead, takes the halves of its open streams and
+// closes its writer; each side then ends those streams its own way.
+func (c *conn) closeStreams() []*half {
+	c.mu.Lock()
+	c.dead = true
+	hs := make([]*half, 0, len(c.halves))
+	for _, h := range c.halves {
+		hs = append(hs, h)
+	}
+	c.halves = map[uint32]*half{}
+	c.mu.Unlock()
+	c.w.close()
+	return hs
+}

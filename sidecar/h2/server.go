@@ -118,16 +118,7 @@ func (sc *serverConn) serve() {
 
 // shutdown ends every stream still open and closes the connection.
 func (sc *serverConn) shutdown() {
-	sc.mu.Lock()
-	sc.dead = true
-	hs := make([]*half, 0, len(sc.halves))
-	for _, h := range sc.halves {
-		hs = append(hs, h)
-	}
-	sc.halves = map[uint32]*half{}
-	sc.mu.Unlock()
-	sc.w.close()
-	for _, h := range hs {
+	for _, h := range sc.closeStreams() {
 		h.st.downReset(http2.ErrCodeCancel)
 	}
 }
