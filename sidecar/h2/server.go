@@ -32,13 +32,16 @@ func newServerConn(p *Proxy, nc net.Conn, r io.Reader) *serverConn {
 // drain sends GOAWAY with the last stream taken; the connection closes
 // once its streams are done.
 func (sc *serverConn) drain() {
+	// Under the lock a stream is either taken (and counted in halves)
+	// or refused by the away flag: none is closed with the connection.
+	sc.mu.Lock()
 	if sc.away.Swap(true) {
+		sc.mu.Unlock()
 		return
 	}
-	sc.goAway(sc.lastID.Load(), http2.ErrCodeNo)
-	sc.mu.Lock()
-	idle := len(sc.halves) == 0
+	last, idle := sc.lastID.Load(), len(sc.halves) == 0
 	sc.mu.Unlock()
+	sc.goAway(last, http2.ErrCodeNo)
 	if idle {
 		sc.nc.SetReadDeadline(time.Now())
 	}
@@ -232,23 +235,29 @@ func (sc *serverConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	if id <= sc.lastID.Load() {
 		return http2.ConnectionError(http2.ErrCodeStreamClosed)
 	}
+	req, perr := parseRequest(f)
+	sc.nc.SetReadDeadline(time.Time{})
+	// The away check and the stream's registration share one hold of the
+	// lock with drain, which reads lastID and the open streams under it.
+	sc.mu.Lock()
 	sc.lastID.Store(id)
 	if sc.away.Load() {
+		idle := len(sc.halves) == 0
+		sc.mu.Unlock()
+		if idle { // a drain's cut, cleared above
+			sc.nc.SetReadDeadline(time.Now())
+		}
 		return nil // past our GOAWAY: ignored, the client may retry it
 	}
-	sc.mu.Lock()
-	full := len(sc.halves) >= maxStreams
-	sc.mu.Unlock()
-	if full {
+	if len(sc.halves) >= maxStreams {
+		sc.mu.Unlock()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
 	}
-	req, err := parseRequest(f)
-	if err != nil {
+	if perr != nil {
+		sc.mu.Unlock()
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
-	sc.nc.SetReadDeadline(time.Time{})
 	st := newStream(sc, req)
-	sc.mu.Lock()
 	st.down = sc.newHalf(id, st)
 	st.down.recvEnd = f.StreamEnded()
 	st.reqEnd = f.StreamEnded()
